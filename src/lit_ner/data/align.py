@@ -1,0 +1,93 @@
+"""Word labels to sub-token labels, and long sentences to overlapping windows: pure functions, no tokenizer."""
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+IGNORE = -100  # the label id PyTorch's cross-entropy and lit_ner's metric skip
+
+
+class Window(NamedTuple):
+    """Words [start, end) go into the model; only words [score_start, score_end) carry labels."""
+
+    start: int
+    end: int
+    score_start: int
+    score_end: int
+
+
+def align_labels(
+    word_ids: Sequence[int | None],
+    word_labels: Sequence[int],
+    label_all_tokens: bool = False,
+    b_to_i: Mapping[int, int] | None = None,
+    scored: range | None = None,
+) -> list[int]:
+    """Give each sub-token the label of its word, as a tokenizer's `word_ids()` maps them.
+
+    Special tokens (word id None) get IGNORE. The first sub-token of a word carries the word's label;
+    the rest get IGNORE, or with `label_all_tokens` the word's label with B- turned into I- (`b_to_i`),
+    so a word split in three is still one entity, not three. Words outside `scored` (the context of
+    a window) get IGNORE everywhere, so each word is scored exactly once across windows.
+    Alignment is by word id, never by position: a word that produced no sub-token is absent from
+    `word_ids` and cannot shift the labels of the words after it.
+    """
+    b_to_i = b_to_i or {}
+    labels = []
+    previous = None
+    for word in word_ids:
+        if word is None or (scored is not None and word not in scored):
+            labels.append(IGNORE)
+        elif word != previous:
+            labels.append(word_labels[word])
+        elif label_all_tokens:
+            labels.append(b_to_i.get(word_labels[word], word_labels[word]))
+        else:
+            labels.append(IGNORE)
+        previous = word
+    return labels
+
+
+def first_token_labels(word_ids: Sequence[int | None], token_labels: Sequence[int]) -> dict[int, int]:
+    """Read back the label on each word's first sub-token: the inverse of `align_labels` for scored words."""
+    found: dict[int, int] = {}
+    previous = None
+    for word, label in zip(word_ids, token_labels):
+        if word is not None and word != previous and label != IGNORE:
+            found[word] = label
+        previous = word
+    return found
+
+
+def plan_windows(word_lengths: Sequence[int], budget: int, context: int) -> list[Window]:
+    """Cut a sentence into windows of at most `budget` sub-tokens instead of truncating it.
+
+    `word_lengths` is the number of sub-tokens of each word (a longer-than-budget word counts as
+    `budget`: only its first sub-token is labelled). Each window scores a block of words of at most
+    `budget - 2 * context` sub-tokens and adds up to `context` sub-tokens of neighbouring words on
+    each side, so every word is predicted with some context and scored in exactly one window.
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1 sub-token, got {budget}")
+    lengths = [min(max(n, 1), budget) for n in word_lengths]
+    if sum(lengths) <= budget:
+        return [Window(0, len(lengths), 0, len(lengths))]
+    core = max(budget - 2 * context, 1)
+    windows = []
+    start = 0
+    while start < len(lengths):
+        end, used = start, 0
+        while end < len(lengths) and (end == start or used + lengths[end] <= core):
+            used += lengths[end]
+            end += 1
+        left, left_used = start, 0
+        while left > 0 and left_used + lengths[left - 1] <= context and used + lengths[left - 1] <= budget:
+            left -= 1
+            left_used += lengths[left]
+            used += lengths[left]
+        right = end
+        while right < len(lengths) and used + lengths[right] <= budget:
+            used += lengths[right]
+            right += 1
+        windows.append(Window(left, right, start, end))
+        start = end
+    return windows

@@ -1,0 +1,104 @@
+"""Batches with little padding: shuffled batches of length-sorted buckets for training, length order for evaluation.
+
+Both samplers shard batches across processes themselves (rank r takes batches r, r+W, ...), so the
+trainer runs with `use_distributed_sampler=False`: evaluation then sees every sentence exactly once
+(no padding duplicates that would skew entity counts) and training ranks get equal batch counts.
+"""
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import Sampler
+
+
+def pack(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
+    """Cut `order` into consecutive batches of at most `batch_size` rows and, with `max_tokens`, at most that
+    many tokens after padding (rows x longest row), so one batch of long sentences cannot run out of memory."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    longest = 0
+    for index in order:
+        grown = max(longest, lengths[index])
+        too_many = len(batch) >= batch_size or (max_tokens is not None and grown * (len(batch) + 1) > max_tokens)
+        if batch and too_many:
+            batches.append(batch)
+            batch, grown = [], lengths[index]
+        batch.append(index)
+        longest = grown
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Training batches: shuffle, cut into buckets of `bucket_batches` batches, sort each bucket by length,
+    pack, then shuffle the batch order. Similar lengths share a batch; the order stays random per epoch."""
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        max_tokens: int | None = None,
+        bucket_batches: int = 50,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size, self.max_tokens, self.bucket_batches = batch_size, max_tokens, bucket_batches
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before each epoch: the shuffle depends on (seed, epoch) only, so a resumed
+        run sees exactly the batches an uninterrupted run would."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        bucket = self.batch_size * self.bucket_batches
+        batches = []
+        for start in range(0, len(order), bucket):
+            chunk = sorted(order[start : start + bucket], key=self.lengths.__getitem__)
+            batches += pack(chunk, self.lengths, self.batch_size, self.max_tokens)
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        # every rank must run the same number of steps, or gradient sync waits forever: repeat a few
+        # batches so the count divides by the number of processes
+        batches += batches[: -len(batches) % self.world_size]
+        return batches[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+class SortedBatchSampler(Sampler[list[int]]):
+    """Evaluation batches in length order. Rows of one sentence (its windows) stay in one batch, in order,
+    because the metric joins them into one sentence."""
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        sentences: Sequence[int],
+        batch_size: int,
+        max_tokens: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        groups: dict[int, list[int]] = {}
+        for row, sentence in enumerate(sentences):
+            groups.setdefault(sentence, []).append(row)
+        by_length = sorted(groups.values(), key=lambda rows: (max(lengths[r] for r in rows), rows[0]))
+        # pack whole sentences: a group's rows count as one unit of its longest row
+        unit_lengths = [max(lengths[r] for r in rows) * len(rows) for rows in by_length]
+        packed = pack(range(len(by_length)), unit_lengths, batch_size, max_tokens)
+        self.batches = [[row for g in batch for row in by_length[g]] for batch in packed][rank::world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

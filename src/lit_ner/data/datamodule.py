@@ -1,0 +1,310 @@
+"""NerDataModule: read any NER source, check and convert its tags, encode once into a cache, batch with little padding."""
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from datasets import Dataset, DatasetDict, load_from_disk
+from torch.utils.data import DataLoader
+from transformers import AutoConfig
+
+import lit_ner
+from lit_ner.data.batching import BucketBatchSampler, SortedBatchSampler
+from lit_ner.data.books import make_book_corpus
+from lit_ner.data.encode import encode_batch, load_tokenizer
+from lit_ner.data.readers import load_ner_dataset
+from lit_ner.data.schemes import build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions
+from lit_ner.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SOURCE_KEYS = (
+    "path", "hub_name", "hub_config", "hub_revision", "format", "data_files", "tag_column", "token_prefix",
+    "tokens_field", "tags_field", "label_names", "validation_fraction", "seed",
+)  # fmt: skip
+
+
+def prepare_tags(
+    raw: DatasetDict, scheme: str = "auto", train_scheme: str = "IOB2", labels: list[str] | None = None
+) -> tuple[DatasetDict, list[str], dict[str, Any]]:
+    """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list."""
+    source = detect_scheme(t for split in raw.values() for t in split["tags"]) if scheme == "auto" else scheme
+    report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}}
+    for name, split in raw.items():
+        found = [(i, *bad) for i, tags in enumerate(split["tags"]) for bad in invalid_transitions(tags, source)]
+        report["invalid_transitions"][name] = {"count": len(found), "examples": found[:5]}
+    converted = DatasetDict(
+        {
+            name: split.map(
+                lambda batch: {"tags": [convert_tags(t, source, train_scheme) for t in batch["tags"]]},
+                batched=True,
+                desc=f"tags {source} -> {train_scheme} ({name})",
+            )
+            for name, split in raw.items()
+        }
+    )
+    if labels is None:
+        labels = build_labels(t for split in converted.values() for t in split["tags"])
+    else:
+        labels = list(labels)
+        for name, split in converted.items():
+            check_labels(split["tags"], labels, where=f"split '{name}'")
+    return converted, labels, report
+
+
+class NerDataModule(L.LightningDataModule):
+    """One DataModule for every NER source: Hub name, local files (`path`), or the built-in book corpus.
+
+    `prepare_data` (one process per node) reads, checks, converts and tokenizes, and writes the result to
+    a cache folder keyed by everything that affects it; `setup` (every process) only loads that folder.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        path: str | None = None,
+        hub_name: str | None = None,
+        hub_config: str | None = None,
+        hub_revision: str | None = None,
+        format: str = "auto",
+        data_files: dict[str, list[str]] | None = None,
+        tag_column: int = -1,
+        token_prefix: str | None = None,
+        tokens_field: str = "tokens",
+        tags_field: str | None = None,
+        label_names: list[str] | None = None,
+        synthetic: str | None = None,
+        synthetic_size: int = 3000,
+        labels: list[str] | None = None,
+        scheme: str = "auto",
+        train_scheme: str = "IOB2",
+        max_length: int = 256,
+        stride: int = 32,
+        label_all_tokens: bool = False,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        max_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        num_workers: int = 0,
+        validation_fraction: float = 0.1,
+        seed: int = 42,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if path is None and hub_name is None and synthetic is None:
+            raise ConfigError("no data source: set data.path (local files), data.hub_name, or data.synthetic=books")
+        if synthetic not in (None, "books"):
+            raise ConfigError(f"data.synthetic={synthetic!r} is unknown; the built-in corpus is 'books'")
+        self.datasets: DatasetDict | None = None
+        self.tokenizer = None
+        self._meta: dict[str, Any] | None = None
+
+    # ---- cache ---------------------------------------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        """Folder of the encoded data: one per (source, files' sizes and times, tokenizer, encoding options)."""
+        hp = dict(self.hparams)
+        keyed = {k: hp[k] for k in SOURCE_KEYS + ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme")}
+        keyed |= {k: hp[k] for k in ("max_length", "stride", "label_all_tokens")}
+        keyed["tokenizer"] = _resolve(hp["tokenizer"])
+        keyed["version"] = lit_ner.__version__
+        if hp["path"]:
+            keyed["path"] = _resolve(hp["path"])
+            keyed["files"] = _file_stamps(Path(hp["path"]))
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        root = Path(hp["cache_dir"] or Path.home() / ".cache" / "lit_ner").expanduser()
+        return root / digest
+
+    def load_words(self) -> DatasetDict:
+        """The sentences as words and tags (already in `train_scheme`), as read from the source."""
+        hp = self.hparams
+        if hp.synthetic == "books":
+            raw = make_book_corpus(hp.synthetic_size, seed=hp.seed)
+        else:
+            raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS})
+        words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels)
+        self._meta = {"labels": labels, **report}
+        return words
+
+    def prepare_data(self) -> None:
+        target = self.cache_path
+        if (target / "meta.json").exists():
+            return
+        words = self.load_words()
+        meta = self._meta
+        tokenizer = load_tokenizer(self.hparams.tokenizer)
+        self._check_max_length(tokenizer)
+        label2id = {label: i for i, label in enumerate(meta["labels"])}
+        encoded = DatasetDict(
+            {
+                name: split.map(
+                    encode_batch,
+                    batched=True,
+                    with_indices=True,
+                    remove_columns=split.column_names,
+                    fn_kwargs=dict(
+                        tokenizer=tokenizer,
+                        label2id=label2id,
+                        max_length=self.hparams.max_length,
+                        label_all_tokens=self.hparams.label_all_tokens,
+                        context=self.hparams.stride,
+                    ),
+                    desc=f"tokenizing {name}",
+                )
+                for name, split in words.items()
+            }
+        )
+        meta["splits"] = {
+            name: {
+                "sentences": len(words[name]),
+                "rows": len(encoded[name]),
+                "split_sentences": sum(1 for w in encoded[name]["window"] if w == 1),
+            }
+            for name in words
+        }
+        for name, info in meta["splits"].items():
+            if info["split_sentences"]:
+                log.info(
+                    "%s: %d sentences longer than max_length=%d sub-tokens were split into overlapping windows "
+                    "(each word is scored once)",
+                    name, info["split_sentences"], self.hparams.max_length,
+                )  # fmt: skip
+        # write next to the target, then rename: a killed run never leaves a half-written cache behind
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        words.save_to_disk(str(partial / "words"))
+        encoded.save_to_disk(str(partial / "encoded"))
+        (partial / "meta.json").write_text(json.dumps(meta, indent=1))
+        if target.exists():  # another process of the same node finished first
+            shutil.rmtree(partial)
+        else:
+            partial.rename(target)
+        log.info("encoded data cached in %s", target)
+
+    def _check_max_length(self, tokenizer: Any) -> None:
+        config = AutoConfig.from_pretrained(self.hparams.tokenizer)
+        limit = getattr(config, "max_position_embeddings", None)
+        if limit and config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
+            limit -= 2  # these models reserve two positions after the padding index
+        if limit and self.hparams.max_length > limit:
+            raise ConfigError(
+                f"data.max_length={self.hparams.max_length} is above the {limit} positions of "
+                f"'{self.hparams.tokenizer}'. Set data.max_length={limit} or lower: longer sentences are split "
+                "into overlapping windows, never truncated."
+            )
+
+    # ---- setup ---------------------------------------------------------------------------------------------
+    @property
+    def meta(self) -> dict[str, Any]:
+        if self._meta is None or "splits" not in self._meta:
+            meta_file = self.cache_path / "meta.json"
+            if not meta_file.exists():
+                raise RuntimeError("call prepare_data() before asking for labels: the data is not encoded yet")
+            self._meta = json.loads(meta_file.read_text())
+        return self._meta
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets is not None:  # fit then test in one run: encode and load once
+            return
+        self.datasets = load_from_disk(str(self.cache_path / "encoded"))
+        self.tokenizer = load_tokenizer(self.hparams.tokenizer)
+
+    def words(self) -> DatasetDict:
+        return load_from_disk(str(self.cache_path / "words"))
+
+    # ---- loaders -------------------------------------------------------------------------------------------
+    def _distribution(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, split: Dataset, batch_sampler: Any) -> DataLoader:
+        return DataLoader(
+            split,
+            batch_sampler=batch_sampler,
+            collate_fn=self.collate,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        split = self.datasets["train"]
+        rank, world = self._distribution()
+        lengths = [len(ids) for ids in split["input_ids"]]
+        sampler = BucketBatchSampler(
+            lengths, self.hparams.batch_size, self.hparams.max_tokens, seed=self.hparams.seed, rank=rank, world_size=world
+        )
+        return self._loader(split, sampler)
+
+    def _eval_loader(self, name: str) -> DataLoader | None:
+        if name not in self.datasets:
+            return None
+        split = self.datasets[name]
+        rank, world = self._distribution()
+        sampler = SortedBatchSampler(
+            [len(ids) for ids in split["input_ids"]],
+            split["sentence"],
+            self.hparams.eval_batch_size or self.hparams.batch_size * 2,  # no gradients: twice the rows fit
+            self.hparams.max_tokens,
+            rank=rank,
+            world_size=world,
+        )
+        return self._loader(split, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validation")
+
+    def test_dataloader(self) -> DataLoader | None:
+        return self._eval_loader("test")
+
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad to the longest row of the batch (or the next multiple of `pad_to_multiple_of`, for tensor cores)."""
+        longest = max(len(r["input_ids"]) for r in rows)
+        multiple = self.hparams.pad_to_multiple_of
+        if multiple:
+            longest = -(-longest // multiple) * multiple
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        batch = {
+            "input_ids": torch.full((len(rows), longest), pad_id, dtype=torch.long),
+            "attention_mask": torch.zeros((len(rows), longest), dtype=torch.long),
+            "labels": torch.full((len(rows), longest), -100, dtype=torch.long),
+            "continues": torch.tensor([r["window"] > 0 for r in rows]),
+        }
+        if self.hparams.label_all_tokens:
+            batch["all_labels"] = torch.full((len(rows), longest), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            batch["input_ids"][i, :n] = torch.tensor(row["input_ids"])
+            batch["attention_mask"][i, :n] = 1
+            batch["labels"][i, :n] = torch.tensor(row["labels"])
+            if self.hparams.label_all_tokens:
+                batch["all_labels"][i, :n] = torch.tensor(row["all_labels"])
+        return batch
+
+
+def _resolve(name_or_path: str) -> str:
+    path = Path(name_or_path).expanduser()
+    return str(path.resolve()) if path.exists() else name_or_path
+
+
+def _file_stamps(path: Path) -> list[tuple[str, int, int]]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if path.exists()]

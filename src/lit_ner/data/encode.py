@@ -1,0 +1,93 @@
+"""Tokenizer loading and sentence encoding: words and tags in, model rows (ids, labels, windows) out."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+
+from lit_ner.data.align import align_labels, plan_windows
+from lit_ner.errors import ConfigError
+
+# Byte-level BPE tokenizers glue a word to the one before it unless told that each
+# pre-split word starts after a space (what `add_prefix_space` does).
+BPE_MODEL_TYPES = {"roberta", "xlm-roberta", "deberta", "deberta-v2", "gpt2", "bloom", "longformer", "bart", "mpnet"}
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """Load a fast tokenizer; word-to-sub-token alignment (`word_ids`) needs one."""
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except OSError as err:
+        where = "folder" if Path(name_or_path).exists() or "/" not in name_or_path else "Hub model"
+        raise ConfigError(
+            f"cannot load the model config from {where} '{name_or_path}' (model.model_name_or_path): {err}. "
+            "Give a folder holding config.json and tokenizer files, or a Hub name when the Hub is reachable "
+            "(model=minilm is the encoder that ships with lit_ner)."
+        ) from None
+    kwargs = {"add_prefix_space": True} if config.model_type in BPE_MODEL_TYPES else {}
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    if not tokenizer.is_fast:
+        raise ConfigError(
+            f"the tokenizer of '{name_or_path}' is a slow (Python) tokenizer: lit_ner needs a fast one to map "
+            "sub-tokens to words. Convert it (AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained) "
+            "or pick a model that ships tokenizer.json."
+        )
+    return tokenizer
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer puts before and after a sentence ([CLS] / [SEP], <s> / </s>, ...)."""
+    encoding = tokenizer(["a"], is_split_into_words=True)
+    word_ids = encoding.word_ids()
+    first = word_ids.index(0)
+    last = len(word_ids) - 1 - word_ids[::-1].index(0)
+    return encoding["input_ids"][:first], encoding["input_ids"][last + 1 :]
+
+
+def encode_batch(
+    batch: Mapping[str, list],
+    indices: Sequence[int],
+    tokenizer: PreTrainedTokenizerBase,
+    label2id: Mapping[str, int],
+    max_length: int,
+    label_all_tokens: bool,
+    context: int,
+) -> dict[str, list[Any]]:
+    """Encode a batch of sentences into model rows; a sentence longer than `max_length` gives several rows.
+
+    Columns: input_ids; labels (the label on each scored word's first sub-token, IGNORE elsewhere: the
+    metric's target); all_labels (the training target when `label_all_tokens`); sentence (row in the
+    source split); window (0 for a sentence's first row, so `window > 0` means "continues").
+    """
+    prefix, suffix = special_tokens(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    b_to_i = {label2id[t]: label2id["I" + t[1:]] for t in label2id if t.startswith("B-") and "I" + t[1:] in label2id}
+    encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": []}
+    for i, tags in enumerate(batch["tags"]):
+        pieces: list[list[int]] = [[] for _ in tags]
+        for token_id, word in zip(encoded["input_ids"][i], encoded.word_ids(i)):
+            pieces[word].append(token_id)
+        for word, word_pieces in enumerate(pieces):
+            if not word_pieces:  # empty or unknown-character word: keep a slot so it is still scored
+                word_pieces.append(tokenizer.unk_token_id)
+            del word_pieces[budget:]  # a word longer than a window is labelled on its first piece anyway
+        tag_ids = [label2id[t] for t in tags]
+        for number, window in enumerate(plan_windows([len(p) for p in pieces], budget, context)):
+            ids, word_ids = list(prefix), [None] * len(prefix)
+            for word in range(window.start, window.end):
+                ids += pieces[word]
+                word_ids += [word] * len(pieces[word])
+            ids += suffix
+            word_ids += [None] * len(suffix)
+            scored = range(window.score_start, window.score_end)
+            rows["input_ids"].append(ids)
+            rows["labels"].append(align_labels(word_ids, tag_ids, False, None, scored))
+            rows["all_labels"].append(
+                align_labels(word_ids, tag_ids, True, b_to_i, scored) if label_all_tokens else []
+            )
+            rows["sentence"].append(indices[i])
+            rows["window"].append(number)
+    return rows
+

@@ -1,0 +1,84 @@
+"""Export a trained NerModule as a plain Hugging Face folder: safetensors weights, labelled config, tokenizer, model card."""
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from lit_ner.module import NerModule
+
+
+def entity_rows(scores: Mapping[str, float], prefix: str) -> list[tuple[str, float, float, float, int]]:
+    """Per-type (type, precision, recall, f1, support) rows from flat `{prefix}/f1_PER`-style scores."""
+    types = sorted(k[len(prefix) + len("/support_") :] for k in scores if k.startswith(f"{prefix}/support_"))
+    rows = [
+        (t, scores[f"{prefix}/precision_{t}"], scores[f"{prefix}/recall_{t}"], scores[f"{prefix}/f1_{t}"], int(scores[f"{prefix}/support_{t}"]))
+        for t in types
+    ]
+    support = sum(r[4] for r in rows)
+    if f"{prefix}/f1" in scores:
+        rows.append(("micro avg", scores[f"{prefix}/precision"], scores[f"{prefix}/recall"], scores[f"{prefix}/f1"], support))
+    return rows
+
+
+def markdown_table(rows: list[tuple[str, float, float, float, int]]) -> str:
+    lines = ["| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [f"| {t} | {p:.4f} | {r:.4f} | {f:.4f} | {s} |" for t, p, r, f, s in rows]
+    return "\n".join(lines)
+
+
+def model_card(module: NerModule, data: Mapping[str, Any], scores: Mapping[str, float], meta: Mapping[str, Any]) -> str:
+    hp = dict(module.hparams)
+    source = data.get("path") or data.get("hub_name") or f"built-in {data.get('synthetic')} corpus ({data.get('synthetic_size')} sentences)"
+    test_rows = entity_rows(scores, "test")
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: token-classification",
+        "tags: [lit_ner, ner]",
+        "---",
+        f"# NER model fine-tuned from `{hp['model_name_or_path']}` with lit_ner",
+        "",
+        f"- **Data:** {source}",
+        f"- **Tag scheme:** source data `{meta.get('scheme')}`, trained as `{meta.get('train_scheme')}`; "
+        f"labels: {', '.join(module.labels)}",
+        "- **Splits:** " + ", ".join(f"{k} {v['sentences']} sentences" for k, v in meta.get("splits", {}).items()),
+        "",
+        "## Hyper-parameters",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in hp.items() if k != "labels"} | {"data": dict(data)}, indent=1, default=str),
+        "```",
+        "",
+        "## Test scores (entity level, seqeval default mode)",
+        "",
+        markdown_table(test_rows) if test_rows else "No test split was scored.",
+        "",
+        f"Strict IOB2 micro F1: {scores['test/strict_f1']:.4f}" if "test/strict_f1" in scores else "",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        'ner = pipeline("token-classification", model="<this folder>", aggregation_strategy="simple")',
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_model(
+    module: NerModule,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    data: Mapping[str, Any],
+    scores: Mapping[str, float],
+    meta: Mapping[str, Any],
+) -> Path:
+    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names travel in config.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    module.model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "README.md").write_text(model_card(module, data, scores, meta))
+    return folder

@@ -1,0 +1,215 @@
+"""NerModule: a Hugging Face token-classification model with entity-level metrics, freezing and AdamW groups."""
+
+import logging
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
+
+from lit_ner.errors import ConfigError
+from lit_ner.metrics import EntityMetric
+
+log = logging.getLogger(__name__)
+
+
+def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
+    """The embeddings and the list of transformer layers of any BERT-like encoder (BERT, DistilBERT, RoBERTa, ...)."""
+    base = model.base_model
+    depth = model.config.num_hidden_layers
+    layers = next(
+        (m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == depth),
+        None,
+    )
+    if layers is None:
+        raise ValueError(f"cannot find the {depth} transformer layers of {type(base).__name__} to freeze them")
+    return getattr(base, "embeddings", None), list(layers)
+
+
+def frozen_modules(
+    model: PreTrainedModel,
+    freeze_embeddings: bool,
+    freeze_layers: int,
+    train_last_layers: int | None,
+    head_only: bool,
+) -> list[nn.Module]:
+    """Which parts to freeze: the embeddings, the first N layers, all but the last K layers, or the whole encoder."""
+    embeddings, layers = encoder_parts(model)
+    if head_only:
+        return [model.base_model]
+    if train_last_layers is not None:
+        freeze_layers = max(freeze_layers, len(layers) - train_last_layers)
+        freeze_embeddings = True
+    if freeze_layers > len(layers):
+        raise ValueError(f"model.freeze_layers={freeze_layers} but the encoder has only {len(layers)} layers")
+    return ([embeddings] if freeze_embeddings and embeddings is not None else []) + layers[:freeze_layers]
+
+
+def load_token_classifier(name_or_path: str, labels: list[str], label_mismatch: str = "error") -> PreTrainedModel:
+    """Load the encoder with a head for `labels`. A model that already has a token-classification head
+    for other labels stops with the difference shown, unless `label_mismatch` is "remap" (same labels in
+    another order: the head's rows are permuted) or "reinit" (a new head for the data's labels)."""
+    if label_mismatch not in ("error", "remap", "reinit"):
+        raise ConfigError(f"label_mismatch={label_mismatch!r}: use error, remap or reinit")
+    config = AutoConfig.from_pretrained(name_or_path)
+    trained = [config.id2label[i] for i in range(len(config.id2label))] if config.id2label else []
+    has_head = any(a.endswith("ForTokenClassification") for a in config.architectures or [])
+    names = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+    if not has_head or trained == labels:
+        return AutoModelForTokenClassification.from_pretrained(name_or_path, num_labels=len(labels), **names)
+    difference = f"the model has labels {trained}, the data has {labels}"
+    if label_mismatch == "reinit":
+        log.warning("%s: starting a new classification head (label_mismatch=reinit)", difference)
+        return AutoModelForTokenClassification.from_pretrained(
+            name_or_path, num_labels=len(labels), ignore_mismatched_sizes=True, **names
+        )
+    if label_mismatch == "remap" and sorted(trained) == sorted(labels):
+        model = AutoModelForTokenClassification.from_pretrained(name_or_path)
+        order = torch.tensor([trained.index(label) for label in labels])
+        head = model.classifier
+        head.weight.data = head.weight.data[order].clone()
+        head.bias.data = head.bias.data[order].clone()
+        model.config.update(names)
+        return model
+    raise ConfigError(
+        f"{difference} ({name_or_path}). Pass label_mismatch=remap when they are the same labels in another "
+        "order, or label_mismatch=reinit to train a new head for the data's labels."
+    )
+
+
+class NerModule(L.LightningModule):
+    """Token classification with entity-level scores. Takes plain values only, so
+    `NerModule.load_from_checkpoint(path)` works in a notebook without Hydra."""
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        labels: list[str],
+        lr: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        freeze_embeddings: bool = False,
+        freeze_layers: int = 0,
+        train_last_layers: int | None = None,
+        head_only: bool = False,
+        layer_lr_decay: float = 1.0,
+        metric_mode: str = "default",
+        seed: int = 42,
+        label_mismatch: str = "error",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.labels = list(labels)
+        self.model = load_token_classifier(model_name_or_path, self.labels, label_mismatch)
+        for module in frozen_modules(self.model, freeze_embeddings, freeze_layers, train_last_layers, head_only):
+            module.requires_grad_(False)
+        self.val_metric = EntityMetric(self.labels, mode=metric_mode)
+        self.test_metric = EntityMetric(self.labels, mode=metric_mode)
+        self.test_strict = EntityMetric(self.labels, mode="strict")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self._loss(logits, batch.get("all_labels", batch["labels"]))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: list[EntityMetric]) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self._loss(logits, batch["labels"])
+        # argmax on the device: only label ids (and then only counts) ever leave it, never full logits
+        preds = logits.argmax(-1)
+        for metric in metrics:
+            metric.update(preds, batch["labels"], batch["continues"])
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(logits), sync_dist=True)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", [self.val_metric])
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", [self.test_metric, self.test_strict])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_metric.compute()
+        self.val_metric.reset()
+        self.log("val/f1", scores.pop("f1"), prog_bar=True)
+        self.log_dict({f"val/{k}": v for k, v in scores.items()})
+
+    def on_test_epoch_end(self) -> None:
+        scores = self.test_metric.compute()
+        strict = self.test_strict.compute()
+        self.test_metric.reset()
+        self.test_strict.reset()
+        self.log_dict({f"test/{k}": v for k, v in scores.items()})
+        self.log_dict({f"test/strict_{k}": v for k, v in strict.items() if k in ("precision", "recall", "f1")})
+
+    def on_train_epoch_start(self) -> None:
+        # dropout draws depend on (seed, epoch) alone, so resuming at an epoch boundary reproduces the
+        # uninterrupted run exactly, whatever consumed random numbers before (model init, sanity checks)
+        seed = self.hparams.seed + self.current_epoch + self.global_rank * 100_003
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    # ---- optimisation --------------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW groups: no weight decay on biases and LayerNorm weights; with `layer_lr_decay` < 1 each layer
+        below the top gets lr * decay**depth (embeddings lowest). Frozen parameters stay out."""
+        hp = self.hparams
+        embeddings, layers = encoder_parts(self.model)
+        depth_of: dict[int, int] = {}
+        for p in embeddings.parameters() if embeddings is not None else []:
+            depth_of[id(p)] = len(layers) + 1
+        for i, layer in enumerate(layers):
+            for p in layer.parameters():
+                depth_of[id(p)] = len(layers) - i
+        no_decay_ids = {
+            id(p)
+            for m in self.model.modules()
+            if isinstance(m, nn.LayerNorm) or "norm" in type(m).__name__.lower()
+            for p in m.parameters(recurse=False)
+        }
+        groups: dict[tuple[int, bool], dict[str, Any]] = {}
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            depth = depth_of.get(id(p), 0)
+            decay = not (name.endswith("bias") or id(p) in no_decay_ids)
+            group = groups.setdefault(
+                (depth, decay),
+                {
+                    "params": [],
+                    "weight_decay": hp.weight_decay if decay else 0.0,
+                    "lr": hp.lr * hp.layer_lr_decay**depth,
+                    "name": f"{'embeddings' if depth > len(layers) else f'layer_{len(layers) - depth}' if depth else 'head'}"
+                    f"{'' if decay else '_no_decay'}",
+                },
+            )
+            group["params"].append(p)
+        return list(groups.values())
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = self.parameter_groups()
+        counts = {g["name"]: sum(p.numel() for p in g["params"]) for g in groups}
+        total = sum(p.numel() for p in self.model.parameters())
+        log.info("trainable parameters: %d of %d (%s)", sum(counts.values()), total, counts)
+        fused = torch.cuda.is_available() and all(p.is_cuda for g in groups for p in g["params"])
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, fused=fused or None)
+        steps = self.trainer.estimated_stepping_batches
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * steps), steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        groups = self.parameter_groups()
+        for logger in self.loggers:
+            logger.log_metrics(
+                {f"params/{g['name']}": float(sum(p.numel() for p in g["params"])) for g in groups}, step=0
+            )

