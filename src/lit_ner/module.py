@@ -103,7 +103,9 @@ class NerModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels)
-        self.model = load_token_classifier(model_name_or_path, self.labels, label_mismatch)
+        # from_pretrained returns the model in eval mode, and Lightning keeps a submodule's mode as found:
+        # without this, dropout would be off for the whole training
+        self.model = load_token_classifier(model_name_or_path, self.labels, label_mismatch).train()
         for module in frozen_modules(self.model, freeze_embeddings, freeze_layers, train_last_layers, head_only):
             module.requires_grad_(False)
         self.val_metric = EntityMetric(self.labels, mode=metric_mode)
@@ -151,12 +153,12 @@ class NerModule(L.LightningModule):
         self.log_dict({f"test/{k}": v for k, v in scores.items()})
         self.log_dict({f"test/strict_{k}": v for k, v in strict.items() if k in ("precision", "recall", "f1")})
 
-    def on_train_epoch_start(self) -> None:
-        # dropout draws depend on (seed, epoch) alone, so resuming at an epoch boundary reproduces the
-        # uninterrupted run exactly, whatever consumed random numbers before (model init, sanity checks)
-        seed = self.hparams.seed + self.current_epoch + self.global_rank * 100_003
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # dropout draws depend on (seed, step, rank) alone, so a resumed run reproduces the uninterrupted
+        # one exactly, whatever consumed random numbers before (model init, restore, sanity checks)
+        seed = (self.hparams.seed * 1_000_003 + self.global_step * 101 + self.global_rank) % 2**32
         random.seed(seed)
-        np.random.seed(seed % 2**32)
+        np.random.seed(seed)
         torch.manual_seed(seed)
 
     # ---- optimisation --------------------------------------------------------------------------------------

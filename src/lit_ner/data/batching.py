@@ -5,7 +5,7 @@ trainer runs with `use_distributed_sampler=False`: evaluation then sees every se
 (no padding duplicates that would skew entity counts) and training ranks get equal batch counts.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -30,33 +30,45 @@ def pack(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_toke
     return batches
 
 
+class SeededPermutation(Sampler[int]):
+    """A random order that depends on (seed, epoch) only, so a resumed run sees exactly the batches an
+    uninterrupted run would. The epoch is read when iteration starts, from `epoch_of` (the trainer's
+    `current_epoch`): the counter Lightning passes to `set_epoch` lags by one after a resume at an epoch end."""
+
+    def __init__(self, size: int, seed: int = 0, epoch_of: Callable[[], int] = lambda: 0) -> None:
+        self.size, self.seed, self.epoch_of = size, seed, epoch_of
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch_of())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.size, generator=self.generator()).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Training batches: shuffle, cut into buckets of `bucket_batches` batches, sort each bucket by length,
     pack, then shuffle the batch order. Similar lengths share a batch; the order stays random per epoch."""
 
     def __init__(
         self,
+        sampler: SeededPermutation,
         lengths: Sequence[int],
         batch_size: int,
         max_tokens: int | None = None,
         bucket_batches: int = 50,
-        seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.lengths = list(lengths)
+        self.sampler, self.lengths = sampler, list(lengths)
         self.batch_size, self.max_tokens, self.bucket_batches = batch_size, max_tokens, bucket_batches
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning before each epoch: the shuffle depends on (seed, epoch) only, so a resumed
-        run sees exactly the batches an uninterrupted run would."""
-        self.epoch = epoch
+        self.rank, self.world_size = rank, world_size
 
     def _batches(self) -> list[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        order = list(self.sampler)
+        generator = self.sampler.generator()
         bucket = self.batch_size * self.bucket_batches
         batches = []
         for start in range(0, len(order), bucket):
@@ -69,7 +81,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        # a generator: the epoch is read at the first batch, after Lightning has set up the epoch
+        yield from self._batches()
 
     def __len__(self) -> int:
         return len(self._batches())

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
 import lit_ner
-from lit_ner.data.batching import BucketBatchSampler, SortedBatchSampler
+from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data.encode import encode_batch, load_tokenizer
 from lit_ner.data.readers import load_ner_dataset
@@ -250,7 +250,12 @@ class NerDataModule(L.LightningDataModule):
         rank, world = self._distribution()
         lengths = [len(ids) for ids in split["input_ids"]]
         sampler = BucketBatchSampler(
-            lengths, self.hparams.batch_size, self.hparams.max_tokens, seed=self.hparams.seed, rank=rank, world_size=world
+            SeededPermutation(len(lengths), self.hparams.seed, lambda: self.trainer.current_epoch if self.trainer else 0),
+            lengths,
+            self.hparams.batch_size,
+            self.hparams.max_tokens,
+            rank=rank,
+            world_size=world,
         )
         return self._loader(split, sampler)
 

@@ -1,0 +1,152 @@
+"""The training job end to end on the tiny model: configs, resume, TensorBoard, export, sweeps."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from omegaconf import open_dict
+
+from lit_ner.train import CONFIG_DIR, train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def make_cfg(run_dir: Path, tiny_model: Path, cache: Path, *overrides: str, size: int | None = 160):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"run_dir={run_dir}",
+                f"model.model_name_or_path={tiny_model}",
+                f"data.cache_dir={cache}",
+                "data.batch_size=16",
+                "trainer.max_epochs=2",
+                "trainer.enable_model_summary=false",
+                "demo_sentences=[]",
+                *([f"data.synthetic_size={size}"] if size else []),
+                *overrides,
+            ],
+        )
+    with open_dict(cfg):
+        cfg.hydra = None  # everything that read hydra: is overridden above
+    return cfg
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment: str, tiny_model: Path, tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"experiment={experiment}", size=None)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    assert datamodule.hparams.tokenizer == str(tiny_model)
+    model = instantiate(cfg.model, labels=["O", "B-PER", "I-PER"], _convert_="all")
+    assert model.model.config.id2label == {0: "O", 1: "B-PER", 2: "I-PER"}
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+    if experiment == "btc_frozen":  # all layers frozen but the last
+        frozen = {n for n, p in model.model.named_parameters() if not p.requires_grad}
+        assert any("embeddings" in n for n in frozen) and any("layer.0." in n for n in frozen)
+        assert not any("layer.1." in n or "classifier" in n for n in frozen)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("straight")
+    result = train(make_cfg(root / "run", tiny_model, root / "cache"))
+    return root / "run", result
+
+
+class StopAfterFirstEpoch(Callback):
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trainer.should_stop = True
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_resume_matches_an_uninterrupted_run(straight_run, tiny_model: Path, tmp_path: Path) -> None:
+    straight_dir, straight = straight_run
+    first = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "test=false", "export=false")
+    with open_dict(first):  # the same job, interrupted after its first epoch
+        first.callbacks.interrupt = {"_target_": "test_train.StopAfterFirstEpoch"}
+    train(first)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    resumed = train(make_cfg(tmp_path / "elsewhere", tiny_model, tmp_path / "cache", f"ckpt_path={tmp_path / 'run'}"))
+    assert resumed["run_dir"] == str(tmp_path / "run")  # a resumed run continues in its own folder
+    a, b = final_weights(straight_dir), final_weights(tmp_path / "run")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    for key in ("val/f1", "val/precision", "val/recall", "val/loss"):
+        assert resumed["scores"][key] == straight["scores"][key], key
+
+
+def test_tensorboard_has_the_scalars(straight_run) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = straight_run
+    tags = set()
+    for events in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    expected = {"train/loss", "val/loss", "val/precision", "val/recall", "val/f1", "val/f1_AUTHOR", "val/f1_DATE",
+                "test/loss", "test/precision", "test/recall", "test/f1", "test/f1_AUTHOR", "test/f1_DATE"}  # fmt: skip
+    assert expected <= tags, expected - tags
+    assert any(t.startswith("lr-AdamW") for t in tags)
+
+
+def test_export_loads_in_transformers_pipeline_with_label_names(straight_run) -> None:
+    from transformers import pipeline
+
+    run_dir, _ = straight_run
+    folder = run_dir / "model"
+    assert (folder / "model.safetensors").exists() and (folder / "README.md").exists()
+    config = json.loads((folder / "config.json").read_text())
+    assert set(config["id2label"].values()) == {"O", "B-AUTHOR", "I-AUTHOR", "B-DATE", "I-DATE"}
+    ner = pipeline("token-classification", model=str(folder), aggregation_strategy="simple", device="cpu")
+    ner_raw = pipeline("token-classification", model=str(folder), device="cpu")
+    tokens = ner_raw("alan walker wrote the book in 1940")
+    assert tokens and all(t["entity"] in {"B-AUTHOR", "I-AUTHOR", "B-DATE", "I-DATE"} for t in tokens)
+    assert all(e["entity_group"] in {"AUTHOR", "DATE"} for e in ner("alan walker wrote the book in 1940"))
+    assert "Test scores" in (folder / "README.md").read_text()
+
+
+def test_resume_with_other_labels_stops_with_the_difference(straight_run, tiny_model: Path, tmp_path: Path) -> None:
+    from lit_ner.errors import ConfigError
+
+    run_dir, _ = straight_run
+    cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"ckpt_path={run_dir}", "data.labels=[O,B-AUTHOR,I-AUTHOR,B-DATE,I-DATE,B-X,I-X]")
+    with pytest.raises(ConfigError, match="trained with labels"):
+        train(cfg)
+
+
+def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3",
+        f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120",
+        f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for run in ("0", "1"):
+        assert (sweep / run / "metrics.json").exists()
+        assert (sweep / run / "checkpoints" / "best.ckpt").exists()
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    lrs = {float(o.split("=")[1]) for r in rows for o in r["overrides"].split() if o.startswith("model.lr=")}
+    assert lrs == {1e-3, 3e-3}
+    scores = [float(r["best_val_f1"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert (sweep / "summary.md").read_text().count("| ok |") == 2
