@@ -48,10 +48,9 @@ def prepare_tags(
             for name, split in raw.items()
         }
     )
-    if labels is None:
-        labels = build_labels(t for split in converted.values() for t in split["tags"])
-    else:
-        labels = list(labels)
+    fixed = labels
+    labels = build_labels((t for split in converted.values() for t in split["tags"]), fixed=fixed, scheme=train_scheme)
+    if fixed is not None:  # a tag outside a fixed list stops with where it occurs
         for name, split in converted.items():
             check_labels(split["tags"], labels, where=f"split '{name}'")
     return converted, labels, report

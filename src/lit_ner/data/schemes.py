@@ -1,0 +1,215 @@
+"""Tag schemes (IOB1, IOB2, IOBES, BILOU, plain): detecting a split's scheme, finding the
+transitions it forbids, converting to IOB2 or IOBES, and building or checking the label list."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lit_ner.errors import ConfigError, DataError
+
+SCHEMES = ("IOB1", "IOB2", "IOBES", "BILOU", "plain")
+TARGETS = ("IOB2", "IOBES")
+
+# A prefix is one of these letters and a hyphen; the type is everything after that hyphen,
+# so "B-creative-work" has type "creative-work", as seqeval reads it.
+_PREFIXED = re.compile(r"([BIESLU])-(.+)", re.DOTALL)
+_ALLOWED = {
+    "IOB1": {"O", "B", "I"},
+    "IOB2": {"O", "B", "I"},
+    "IOBES": {"O", "B", "I", "E", "S"},
+    "BILOU": {"O", "B", "I", "L", "U"},
+    "plain": {"O", ""},
+}
+# Detection picks the scheme with the fewest invalid transitions; on a tie (only possible
+# when a split has no entities at all) the first one here wins.
+_PREFERENCE = ("IOB2", "IOB1", "IOBES", "BILOU", "plain")
+
+
+@lru_cache(maxsize=4096)
+def split_tag(tag: str) -> tuple[str, str | None]:
+    """Split a tag into (prefix, type).
+
+    "B-creative-work" -> ("B", "creative-work"); "O" -> ("O", None); a bare label of plain
+    data, "AUTHOR" -> ("", "AUTHOR"). Only B, I, E, S, L and U followed by a hyphen count as
+    prefixes, so "creative-work" alone is a bare label too.
+    """
+    if tag == "O":
+        return "O", None
+    match = _PREFIXED.fullmatch(tag)
+    return (match[1], match[2]) if match else ("", tag)
+
+
+def _check_scheme(scheme: str, allowed: Sequence[str]) -> None:
+    if scheme not in allowed:
+        raise ConfigError(f"Unknown tag scheme {scheme!r}; expected one of {', '.join(allowed)}.")
+
+
+@lru_cache(maxsize=65536)
+def _is_valid(previous: str, tag: str, scheme: str) -> bool:
+    prev_prefix, prev_type = split_tag(previous)
+    prefix, type_ = split_tag(tag)
+    if prefix not in _ALLOWED[scheme]:
+        return False
+    continues = prev_prefix in ("B", "I") and prev_type == type_
+    if scheme == "IOB2":
+        return prefix != "I" or continues
+    if scheme == "IOB1":
+        # B- exists in IOB1 only to split two adjacent entities of the same type.
+        return prefix != "B" or continues
+    if scheme in ("IOBES", "BILOU"):
+        # B- and I- promise a continuation (I-/E- or I-/L- of the same type), and only they
+        # may be followed by one.
+        inner = prefix in ("I", "E" if scheme == "IOBES" else "L")
+        opened = prev_prefix in ("B", "I")
+        return inner == opened and (not opened or continues)
+    return True  # plain: any bare label or O may follow any other
+
+
+def invalid_transitions(tags: Sequence[str], scheme: str) -> list[tuple[int, str, str]]:
+    """The (index, previous tag, tag) pairs that `scheme` forbids in one sentence.
+
+    The sentence is read as if padded with "O" on both sides: index 0 has previous tag "O",
+    and index len(tags) with tag "O" stands for the end of the sentence (an IOBES B-X there
+    is unfinished). Tags with a prefix the scheme lacks are invalid wherever they stand.
+    """
+    _check_scheme(scheme, SCHEMES)
+    padded = ["O", *tags, "O"]
+    return [
+        (i, padded[i], padded[i + 1])
+        for i in range(len(tags) + 1)
+        if not _is_valid(padded[i], padded[i + 1], scheme)
+    ]
+
+
+@dataclass(frozen=True)
+class SchemeReport:
+    """A split's detected scheme and its invalid transitions as (sentence, index, previous, tag)."""
+
+    scheme: str
+    invalid: list[tuple[int, int, str, str]]
+
+    def summary(self, where: str, examples: int = 3) -> str:
+        """One line for a log, e.g. "train: IOB2 tags, 2 invalid transitions (sentence 4, word 0: O -> I-PER; ...)"."""
+        if not self.invalid:
+            return f"{where}: {self.scheme} tags, no invalid transitions"
+        shown = "; ".join(f"sentence {s}, word {w}: {p} -> {t}" for s, w, p, t in self.invalid[:examples])
+        more = "; ..." if len(self.invalid) > examples else ""
+        return f"{where}: {self.scheme} tags, {len(self.invalid)} invalid transitions ({shown}{more})"
+
+
+def inspect_scheme(sequences: Iterable[Sequence[str]]) -> SchemeReport:
+    """Detect the scheme of a split's tag sequences and list the transitions it forbids.
+
+    The scheme is the one under which the data has the fewest invalid transitions. On clean
+    data that agrees with the prefix rules: plain has no prefixes, IOBES some E-/S-, BILOU
+    some L-/U-, IOB1 some I- that opens an entity, else IOB2. On mixed data the best-fitting
+    scheme wins and the rest shows up in `invalid`. A split with only "O" tags reads as IOB2.
+    """
+    sentences = [list(tags) for tags in sequences]
+    found = {
+        scheme: [(n, *t) for n, tags in enumerate(sentences) for t in invalid_transitions(tags, scheme)]
+        for scheme in _PREFERENCE
+    }
+    scheme = min(_PREFERENCE, key=lambda s: len(found[s]))
+    return SchemeReport(scheme, found[scheme])
+
+
+def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
+    """The scheme of a split's tag sequences; see `inspect_scheme` for the rules."""
+    return inspect_scheme(sequences).scheme
+
+
+def _reading(tag: str) -> tuple[str, str | None]:
+    # Bare labels read as I-X, so a run of the same label is one entity (plain data), and
+    # BILOU's L-/U- mean what IOBES's E-/S- mean.
+    prefix, type_ = split_tag(tag)
+    return {"": "I", "L": "E", "U": "S"}.get(prefix, prefix), type_
+
+
+def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
+    """The (type, start, end) of each entity, `end` exclusive, in any scheme.
+
+    Chunks as seqeval's default mode (`get_entities`, suffix=False) does, so invalid
+    transitions are read the way the metric reads them (an I-X after O opens an entity);
+    bare labels read as I-X and BILOU's L-/U- as E-/S-.
+    """
+    spans: list[tuple[str, int, int]] = []
+    start, prev_prefix, prev_type = 0, "O", None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, type_ = _reading(tag)
+        ends = prev_prefix in ("E", "S") or (prev_prefix in ("B", "I") and prefix in ("B", "S", "O"))
+        if ends or (prev_prefix != "O" and prev_type != type_):
+            spans.append((prev_type, start, i))
+        starts = prefix in ("B", "S") or (prev_prefix in ("E", "S", "O") and prefix in ("E", "I"))
+        if starts or (prefix != "O" and prev_type != type_):
+            start = i
+        prev_prefix, prev_type = prefix, type_
+    return spans
+
+
+def convert_tags(tags: Sequence[str], source: str, target: str = "IOB2") -> list[str]:
+    """Rewrite one sentence's tags from `source` (any of SCHEMES) into `target` (IOB2 or IOBES).
+
+    The entities stay exactly those `entity_spans` reads (seqeval's), so IOB1's opening I-X
+    becomes B-X, a plain run "DATE DATE" becomes "B-DATE I-DATE", E-/L- become I- and S-/U-
+    become B-. Every scheme is read by the same rules, which is what keeps the entities
+    intact whatever `source` says; `source` is checked, so a typo fails loudly.
+    """
+    _check_scheme(source, SCHEMES)
+    _check_scheme(target, TARGETS)
+    out = ["O"] * len(tags)
+    for type_, start, end in entity_spans(tags):
+        if target == "IOBES" and end - start == 1:
+            out[start] = f"S-{type_}"
+            continue
+        out[start:end] = [f"B-{type_}"] + [f"I-{type_}"] * (end - start - 1)
+        if target == "IOBES":
+            out[end - 1] = f"E-{type_}"
+    return out
+
+
+def build_labels(
+    sequences: Iterable[Sequence[str]], fixed: Sequence[str] | None = None, scheme: str | None = None
+) -> list[str]:
+    """The label list for training, in `scheme` (IOB2 or IOBES).
+
+    Derived: "O", then for each entity type in sorted order its B-, I- (and E-, S- for IOBES)
+    tags; the sequences may be in any scheme. `scheme=None` means IOBES if any tag has an
+    E-, S-, L- or U- prefix (as tags converted to IOBES do), else IOB2. With `fixed` (the
+    config's `data.labels`) given, it is returned as is once it holds "O" and no duplicates.
+    """
+    if fixed is not None:
+        labels = list(fixed)
+        if "O" not in labels or len(set(labels)) != len(labels):
+            raise ConfigError(
+                f"data.labels must list each label once and include 'O'; got {labels}. "
+                "Fix the list, or set data.labels to null to derive it from the data."
+            )
+        return labels
+    parts = {split_tag(tag) for tags in sequences for tag in tags}
+    if scheme is None:
+        scheme = "IOBES" if any(prefix in ("E", "S", "L", "U") for prefix, _ in parts) else "IOB2"
+    _check_scheme(scheme, TARGETS)
+    types = sorted({type_ for _, type_ in parts if type_ is not None})
+    prefixes = ("B", "I", "E", "S") if scheme == "IOBES" else ("B", "I")
+    return ["O", *(f"{prefix}-{type_}" for type_ in types for prefix in prefixes)]
+
+
+def check_labels(sequences: Iterable[Sequence[str]], labels: Sequence[str], where: str) -> None:
+    """Raise DataError if a tag of `sequences` (the split named `where`) is not in `labels`."""
+    known = set(labels)
+    unknown: dict[str, int] = {}  # tag -> first sentence that has it
+    for n, tags in enumerate(sequences):
+        for tag in tags:
+            if tag not in known and tag not in unknown:
+                unknown[tag] = n
+    if unknown:
+        tag, n = next(iter(unknown.items()))
+        others = f" ({len(unknown) - 1} more unknown tags: {sorted(unknown)[:10]})" if len(unknown) > 1 else ""
+        raise DataError(
+            f"{where}: sentence {n} has tag {tag!r}, which is not in data.labels {list(labels)}{others}. "
+            "Add it to data.labels, or set data.labels to null to derive the list from the data."
+        )
