@@ -99,6 +99,7 @@ class NerModule(L.LightningModule):
         metric_mode: str = "default",
         seed: int = 42,
         label_mismatch: str = "error",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -106,6 +107,8 @@ class NerModule(L.LightningModule):
         # from_pretrained returns the model in eval mode, and Lightning keeps a submodule's mode as found:
         # without this, dropout would be off for the whole training
         self.model = load_token_classifier(model_name_or_path, self.labels, label_mismatch).train()
+        if compile:  # compiles the forward in place: state_dict keys, checkpoints and exports stay the same
+            self.model.compile(dynamic=True)
         for module in frozen_modules(self.model, freeze_embeddings, freeze_layers, train_last_layers, head_only):
             module.requires_grad_(False)
         self.val_metric = EntityMetric(self.labels, mode=metric_mode)
