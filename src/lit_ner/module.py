@@ -44,7 +44,10 @@ def frozen_modules(
         freeze_layers = max(freeze_layers, len(layers) - train_last_layers)
         freeze_embeddings = True
     if freeze_layers > len(layers):
-        raise ValueError(f"model.freeze_layers={freeze_layers} but the encoder has only {len(layers)} layers")
+        raise ConfigError(
+            f"model.freeze_layers={freeze_layers} but the encoder has only {len(layers)} layers; set "
+            f"model.freeze_layers={len(layers)} or lower (or model.head_only=true to train the head alone)"
+        )
     return ([embeddings] if freeze_embeddings and embeddings is not None else []) + layers[:freeze_layers]
 
 

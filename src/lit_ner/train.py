@@ -4,20 +4,26 @@ import csv
 import json
 import logging
 import math
+import os
+import pickle
+import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, DataError
 from lit_ner.export import entity_rows, export_model, markdown_table
 
 log = logging.getLogger("lit_ner")
@@ -47,23 +53,78 @@ def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]
 
 
 def checkpoint_labels(path: Path) -> list[str]:
+    """The labels a lit_ner checkpoint was trained with; a file that is not one stops the run before any work."""
+    fix = "Resume from another checkpoint of the run (checkpoints/best.ckpt) or start a new run without ckpt_path."
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-short one has no central directory
+        raise ConfigError(
+            f"ckpt_path={path} is not a PyTorch checkpoint (no complete zip archive: cut short, or another kind "
+            f"of file). {fix}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.load checks no CRC: damaged tensor bytes would load as wrong weights
+    except (zipfile.BadZipFile, OSError) as err:
+        damaged = f"({err})"
+    if damaged is not None:
+        raise ConfigError(f"ckpt_path={path} is damaged: its entry {damaged} fails the zip integrity check. {fix}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, not a checkpoint, or not loadable safely
-        raise ConfigError(f"ckpt_path={path} cannot be read as a checkpoint ({type(err).__name__}: {err})") from None
-    return list(checkpoint.get("hyper_parameters", {}).get("labels", []))
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            f"ckpt_path={path} holds objects other than tensors and plain values, and lit_ner loads checkpoints "
+            f"with weights_only=True (unpickling them could run code). {fix}"
+        ) from None
+    except Exception as err:  # a damaged archive
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"ckpt_path={path} cannot be read as a checkpoint ({type(err).__name__}: {reason}). {fix}"
+        ) from None
+    labels = checkpoint.get("hyper_parameters", {}).get("labels") if isinstance(checkpoint, dict) else None
+    if not isinstance(labels, list) or "state_dict" not in checkpoint:
+        raise ConfigError(
+            f"ckpt_path={path} is not a lit_ner training checkpoint (no state_dict and hyper_parameters.labels). "
+            "Give a run folder or its checkpoints/last.ckpt; to start from exported weights, set "
+            "model.model_name_or_path=<export folder> instead."
+        )
+    return list(labels)
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Stop before any work when `folder` cannot be created or written; the probe leaves nothing behind."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lit_ner-probe-"))
+    except OSError as err:
+        raise ConfigError(
+            f"{key}={folder} cannot be written ({existing}: {err.strerror}). Point it at a writable folder: "
+            "run_dir=<folder>, or hydra.run.dir=<folder> on the command line."
+        ) from None
+
+
+def build(config: DictConfig, **kwargs: Any) -> Any:
+    """`instantiate`, except that a lit_ner error raised by the constructor reaches the user as itself."""
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, (DataError, ConfigError)):
+            raise err.__cause__ from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """The whole job, callable in-process (tests compose a config and call this)."""
     started = time.perf_counter()
     ckpt, original_run = resolve_checkpoint(cfg.get("ckpt_path"))
+    trained_labels = checkpoint_labels(ckpt) if ckpt is not None else None  # an unreadable file stops here, first
     if original_run is not None:
         cfg.run_dir = str(original_run)  # the resumed run continues in its own folder and TensorBoard run
     run_dir = Path(cfg.run_dir)
+    check_writable(run_dir, "run_dir")
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
+    datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=[instantiate(c) for c in cfg.get("callbacks", {}).values()],
@@ -71,13 +132,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if trainer.is_global_zero:
         datamodule.prepare_data()  # reads and encodes the data once; other processes read the cache
-    if ckpt is not None and checkpoint_labels(ckpt) != datamodule.labels:
+    if trained_labels is not None and trained_labels != datamodule.labels:
         raise ConfigError(
-            f"the checkpoint {ckpt} was trained with labels {checkpoint_labels(ckpt)}, the data has "
+            f"the checkpoint {ckpt} was trained with labels {trained_labels}, the data has "
             f"{datamodule.labels}. To train on these labels from its weights, export the model and start a new run "
             "with model.model_name_or_path=<export> label_mismatch=reinit (or remap, for a new order)."
         )
-    model = instantiate(cfg.model, labels=datamodule.labels, _convert_="all")
+    model = build(cfg.model, labels=datamodule.labels, _convert_="all")
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     checkpoint = trainer.checkpoint_callback
@@ -150,6 +211,22 @@ def flat_params(cfg: DictConfig) -> dict[str, Any]:
     return flat
 
 
+class CheckRunDir(HydraCallback):
+    """Before Hydra creates the run folder: an unwritable hydra.run.dir stops with one line, not a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+        except ConfigError as err:
+            exit_with(err)
+
+
+def exit_with(err: Exception) -> NoReturn:
+    """Bad input is the user's to fix, not a bug to debug: one line on stderr, exit status 2 (as argparse does)."""
+    print(f"lit_ner: error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
 class SweepSummary(HydraCallback):
     """After a multirun: a table of every run's overrides and best val/f1, best first (summary.csv, summary.md)."""
 
@@ -188,6 +265,8 @@ def main(cfg: DictConfig) -> float:
     try:
         result = train(cfg)
     except Exception as err:
+        if not sweeping and isinstance(err, (DataError, ConfigError)):
+            exit_with(err)
         if not sweeping:
             raise
         # one bad combination must not end the sweep: record it and let the next run start

@@ -18,8 +18,10 @@ from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedB
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data.encode import encode_batch, load_tokenizer
 from lit_ner.data.readers import load_ner_dataset
-from lit_ner.data.schemes import build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions
-from lit_ner.errors import ConfigError
+from lit_ner.data.schemes import (
+    SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
+)
+from lit_ner.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,30 @@ SOURCE_KEYS = (
 )  # fmt: skip
 
 
+def check_plain(raw: DatasetDict, where: str) -> None:
+    """`data.scheme=plain` promises bare labels: a B-/I- (E-, S-, L-, U-) tag means the data is mislabelled."""
+    for name, split in raw.items():
+        for n, tags in enumerate(split["tags"]):
+            tag = next((t for t in tags if split_tag(t)[0] not in ("", "O")), None)
+            if tag is not None:
+                words = " ".join(split[n]["tokens"][:8])
+                raise DataError(
+                    f"{where} split '{name}', sentence {n} ('{words} ...'): tag {tag!r} has a prefix, but "
+                    f"data.scheme=plain means bare labels ({split_tag(tag)[1]}, not {tag}). Fix the tag, or set "
+                    "data.scheme=auto (or IOB2, IOBES, ...) if the data is prefixed."
+                )
+
+
 def prepare_tags(
-    raw: DatasetDict, scheme: str = "auto", train_scheme: str = "IOB2", labels: list[str] | None = None
+    raw: DatasetDict,
+    scheme: str = "auto",
+    train_scheme: str = "IOB2",
+    labels: list[str] | None = None,
+    where: str = "the data",
 ) -> tuple[DatasetDict, list[str], dict[str, Any]]:
     """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list."""
+    if scheme == "plain":
+        check_plain(raw, where)
     source = detect_scheme(t for split in raw.values() for t in split["tags"]) if scheme == "auto" else scheme
     report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}}
     for name, split in raw.items():
@@ -52,7 +74,7 @@ def prepare_tags(
     labels = build_labels((t for split in converted.values() for t in split["tags"]), fixed=fixed, scheme=train_scheme)
     if fixed is not None:  # a tag outside a fixed list stops with where it occurs
         for name, split in converted.items():
-            check_labels(split["tags"], labels, where=f"split '{name}'")
+            check_labels(split["tags"], labels, where=f"{where} split '{name}'")
     return converted, labels, report
 
 
@@ -100,6 +122,11 @@ class NerDataModule(L.LightningDataModule):
             raise ConfigError("no data source: set data.path (local files), data.hub_name, or data.synthetic=books")
         if synthetic not in (None, "books"):
             raise ConfigError(f"data.synthetic={synthetic!r} is unknown; the built-in corpus is 'books'")
+        if scheme not in ("auto", *SCHEMES) or train_scheme not in TARGETS:
+            raise ConfigError(
+                f"data.scheme={scheme!r}, data.train_scheme={train_scheme!r}: the scheme is auto or one of "
+                f"{', '.join(SCHEMES)}; the train_scheme one of {', '.join(TARGETS)}"
+            )
         self.datasets: DatasetDict | None = None
         self.tokenizer = None
         self._meta: dict[str, Any] | None = None
@@ -127,7 +154,8 @@ class NerDataModule(L.LightningDataModule):
             raw = make_book_corpus(hp.synthetic_size, seed=hp.seed)
         else:
             raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS})
-        words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels)
+        where = "the book corpus" if hp.synthetic else f"data.path={hp.path}" if hp.path else f"hub {hp.hub_name}"
+        words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels, where)
         self._meta = {"labels": labels, **report}
         return words
 
@@ -263,10 +291,13 @@ class NerDataModule(L.LightningDataModule):
             return None
         split = self.datasets[name]
         rank, world = self._distribution()
+        batch_size = self.hparams.eval_batch_size or self.hparams.batch_size * 2  # no gradients: twice the rows fit
+        if world > 1:  # Lightning stops when a process gets no batch: a split this small gets smaller batches
+            batch_size = max(1, min(batch_size, len(set(split["sentence"])) // world))
         sampler = SortedBatchSampler(
             [len(ids) for ids in split["input_ids"]],
             split["sentence"],
-            self.hparams.eval_batch_size or self.hparams.batch_size * 2,  # no gradients: twice the rows fit
+            batch_size,
             self.hparams.max_tokens,
             rank=rank,
             world_size=world,

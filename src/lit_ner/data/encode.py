@@ -16,22 +16,38 @@ BPE_MODEL_TYPES = {"roberta", "xlm-roberta", "deberta", "deberta-v2", "gpt2", "b
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a fast tokenizer; word-to-sub-token alignment (`word_ids`) needs one."""
+    hint = (
+        "Give a folder holding config.json and tokenizer files, or a Hub name when the Hub is reachable "
+        "(model=minilm is the encoder that ships with lit_ner)."
+    )
+    path = Path(name_or_path).expanduser()
+    if (path.is_absolute() or name_or_path.startswith((".", "~")) or path.exists()) and not path.is_dir():
+        raise ConfigError(
+            f"model.model_name_or_path={name_or_path}: {'not a folder' if path.exists() else 'no such folder'}. {hint}"
+        )
     try:
         config = AutoConfig.from_pretrained(name_or_path)
-    except OSError as err:
-        where = "folder" if Path(name_or_path).exists() or "/" not in name_or_path else "Hub model"
+    except (OSError, ValueError) as err:
+        where = "folder" if path.exists() else "Hub model"
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
         raise ConfigError(
-            f"cannot load the model config from {where} '{name_or_path}' (model.model_name_or_path): {err}. "
-            "Give a folder holding config.json and tokenizer files, or a Hub name when the Hub is reachable "
-            "(model=minilm is the encoder that ships with lit_ner)."
+            f"cannot load the model config from {where} '{name_or_path}' (model.model_name_or_path): {reason}. {hint}"
         ) from None
     kwargs = {"add_prefix_space": True} if config.model_type in BPE_MODEL_TYPES else {}
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        # transformers 5 builds an empty tokenizer from a folder without tokenizer files: every word would be [UNK]
+        raise ConfigError(
+            f"the tokenizer of '{name_or_path}' (model.model_name_or_path) has no vocabulary beyond its special "
+            "tokens: the folder lacks its tokenizer files (tokenizer.json, vocab.txt, ...). Save them there with "
+            "AutoTokenizer.from_pretrained(<the base model>).save_pretrained(<folder>)."
+        )
     if not tokenizer.is_fast:
         raise ConfigError(
-            f"the tokenizer of '{name_or_path}' is a slow (Python) tokenizer: lit_ner needs a fast one to map "
-            "sub-tokens to words. Convert it (AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained) "
-            "or pick a model that ships tokenizer.json."
+            f"the tokenizer of '{name_or_path}' (model.model_name_or_path) is a slow (Python) tokenizer: lit_ner "
+            "needs a fast one to map sub-tokens to words. Save it with its fast class, which writes tokenizer.json "
+            "(transformers 5: the class without 'Legacy', e.g. BertTokenizer.from_pretrained(<folder>)"
+            ".save_pretrained(<folder>)), or pick a model that ships tokenizer.json."
         )
     return tokenizer
 
