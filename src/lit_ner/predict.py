@@ -1,0 +1,278 @@
+"""Tag new text with an exported model: `NerPredictor`, and `python -m lit_ner.predict model=<folder> text="..."`.
+Documents longer than the model are read in overlapping windows; transformers' own pipeline code groups entities."""
+
+import json
+import sys
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BatchEncoding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TokenClassificationPipeline,
+)
+from transformers.pipelines.token_classification import AggregationStrategy
+
+from lit_ner.errors import ConfigError, DataError
+
+STRATEGIES = ("simple", "first", "average", "max")
+Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
+
+
+def word_starts(words: Sequence[str]) -> list[int]:
+    """Where each word starts in `" ".join(words)`."""
+    return list(accumulate((len(word) + 1 for word in words[:-1]), initial=0))
+
+
+def token_sources(lengths: Sequence[int], stride: int) -> list[tuple[int, int]]:
+    """For each token of a document cut into windows of these lengths (consecutive ones share `stride` tokens), the
+    (window, index in it) to read its scores from: the window whose centre is nearest, where it has the most context."""
+    best: list[tuple[float, int, int]] = []  # per document token: (distance from the centre, window, index)
+    start = 0  # document position of the window's first token
+    for window, length in enumerate(lengths):
+        for index in range(length):
+            candidate = (abs(index - (length - 1) / 2), window, index)
+            if start + index == len(best):
+                best.append(candidate)
+            else:  # on a tie the earlier window wins
+                best[start + index] = min(best[start + index], candidate)
+        start += length - stride
+    return [(window, index) for _, window, index in best]
+
+
+class NerPredictor:
+    """Entities of raw texts (`predictor(texts)`) or of pre-split words (`predictor.words(sentences)`)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        aggregation_strategy: str = "simple",
+        max_length: int | None = None,
+        stride: int | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if aggregation_strategy not in STRATEGIES:
+            raise ConfigError(f"aggregation={aggregation_strategy}: choose one of {', '.join(STRATEGIES)}")
+        if not tokenizer.is_fast:
+            raise ConfigError("the model has a slow tokenizer: character offsets need a fast one (tokenizer.json)")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.strategy = AggregationStrategy(aggregation_strategy)
+        # tokenizers without a saved limit report a huge model_max_length: the position embeddings are the real one
+        saved = tokenizer.model_max_length
+        self.max_length = max_length or (saved if saved < 100_000 else model.config.max_position_embeddings)
+        self.stride = self.max_length // 4 if stride is None else stride  # tokens shared by consecutive windows
+        content = self.max_length - tokenizer.num_special_tokens_to_add()
+        if not 0 <= self.stride < content:
+            raise ConfigError(f"stride={self.stride}: must be at least 0 and below {content} (the tokens in a window)")
+        self.batch_size = batch_size
+        # kept only for its postprocessing, so tokens are judged sub-words and grouped exactly as transformers does
+        self.grouper = TokenClassificationPipeline(model=model, tokenizer=tokenizer, device=model.device)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        aggregation_strategy: str = "simple",
+        max_length: int | None = None,
+        stride: int | None = None,
+        batch_size: int = 32,
+        device: str | None = None,
+    ) -> "NerPredictor":
+        """Load a folder written by `lit_ner.export.export_model` (or any token-classification model folder)."""
+        if not (Path(folder) / "config.json").is_file():
+            raise ConfigError(
+                f"model={folder}: no exported model there (config.json, model.safetensors, tokenizer files). "
+                "Give the folder lit_ner.train exported: <run_dir>/model."
+            )
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return cls(model, tokenizer, aggregation_strategy, max_length, stride, batch_size)
+
+    def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
+        """The entities of one text, or of each text; `text[start:end] == entity["text"]`."""
+        docs = [texts] if isinstance(texts, str) else list(texts)
+        found = self._predict(docs, docs, progress)
+        return found[0] if isinstance(texts, str) else found
+
+    def words(self, sentences: Sequence[Sequence[str]], progress: bool = False) -> list[list[Entity]]:
+        """Entities of pre-split sentences: offsets index `" ".join(words)`; words [word_start, word_end) hold them."""
+        sentences = [list(words) for words in sentences]
+        found = self._predict(sentences, [" ".join(words) for words in sentences], progress)
+        for words, entities in zip(sentences, found):
+            starts = word_starts(words)
+            for entity in entities:
+                entity["word_start"] = bisect_right(starts, entity["start"]) - 1
+                entity["word_end"] = bisect_left(starts, entity["end"])
+        return found
+
+    def _predict(self, inputs: list[str] | list[list[str]], texts: list[str], progress: bool) -> list[list[Entity]]:
+        found: list[list[Entity]] = []
+        with tqdm(total=len(inputs), unit="doc", disable=not progress or not inputs) as bar:
+            for first in range(0, len(inputs), self.batch_size):
+                batch = inputs[first : first + self.batch_size]
+                found += self._predict_batch(batch, texts[first : first + self.batch_size])
+                bar.update(len(batch))
+        return found
+
+    def _predict_batch(self, inputs: list[str] | list[list[str]], texts: list[str]) -> list[list[Entity]]:
+        split = isinstance(inputs[0], list)
+        encoding = self.tokenizer(
+            inputs, is_split_into_words=split, truncation=True, max_length=self.max_length, stride=self.stride,
+            return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
+        )  # fmt: skip
+        scores = self._scores(encoding)
+        windows: list[list[int]] = [[] for _ in inputs]
+        for window, doc in enumerate(encoding["overflow_to_sample_mapping"]):
+            windows[doc].append(window)
+        entities = []
+        for doc, text in enumerate(texts):
+            # with pre-split words the tokenizer gives offsets inside each word: shift them into the joined text
+            shifts = word_starts(inputs[doc]) if split else None
+            entities.append(self._entities(text, encoding, windows[doc], scores, shifts))
+        return entities
+
+    def _scores(self, encoding: BatchEncoding) -> list[np.ndarray]:
+        """Label probabilities of every token of every window, (tokens, labels) each."""
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
+        rows = [{k: encoding[k][i] for k in keys} for i in range(len(encoding["input_ids"]))]
+        scores = []
+        for first in range(0, len(rows), self.batch_size):
+            batch = self.tokenizer.pad(rows[first : first + self.batch_size], return_tensors="pt").to(self.model.device)
+            with torch.inference_mode():
+                probs = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
+            scores += [p[: len(row["input_ids"])] for p, row in zip(probs, rows[first : first + self.batch_size])]
+        return scores
+
+    def _entities(
+        self,
+        text: str,
+        encoding: BatchEncoding,
+        windows: list[int],
+        scores: list[np.ndarray],
+        shifts: list[int] | None,
+    ) -> list[Entity]:
+        """Merge a document's windows into one token sequence, then aggregate it once, as the pipeline would."""
+        contents = [[i for i, special in enumerate(encoding["special_tokens_mask"][w]) if not special] for w in windows]
+        word_ids = [encoding.word_ids(w) for w in windows]
+        ids, offsets, rows = [], [], []
+        for source, index in token_sources([len(content) for content in contents], self.stride):
+            window, i = windows[source], contents[source][index]
+            begin, end = encoding["offset_mapping"][window][i]
+            shift = shifts[word_ids[source][i]] if shifts is not None else 0
+            ids.append(encoding["input_ids"][window][i])
+            offsets.append((begin + shift, end + shift))
+            rows.append(scores[window][i])
+        if not ids:
+            return []
+        no_special = np.zeros(len(ids))  # the windows' special tokens were left out above
+        pre = self.grouper.gather_pre_entities(
+            text, np.array(ids), np.stack(rows), list(offsets), no_special, self.strategy
+        )
+        return [
+            {"text": text[g["start"] : g["end"]], "type": g["entity_group"], "start": int(g["start"]),
+             "end": int(g["end"]), "score": float(g["score"])}
+            for g in self.grouper.aggregate(pre, self.strategy)
+            if g["entity_group"] != "O"  # the pipeline's default ignore_labels
+        ]  # fmt: skip
+
+
+USAGE = (
+    'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
+    "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [stride=N]"
+)
+OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "stride"}
+
+
+def parse_args(argv: Sequence[str]) -> dict[str, str]:
+    """`key=value` arguments, checked against OPTIONS."""
+    args = dict(arg.partition("=")[::2] for arg in argv)
+    unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in OPTIONS]
+    if unknown or "model" not in args or ("text" in args) == ("input" in args):
+        problem = f"unknown argument {unknown[0]!r}" if unknown else "give model= and one of text= or input="
+        raise ConfigError(f"{problem}\n{USAGE}")
+    return args
+
+
+def whole_number(args: dict[str, str], key: str) -> int | None:
+    if key not in args:
+        return None
+    if not args[key].isdigit():
+        raise ConfigError(f"{key}={args[key]}: expected a whole number")
+    return int(args[key])
+
+
+def read_documents(path: Path) -> list[dict[str, Any]]:
+    """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens`."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as err:
+        raise DataError(f"input={path}: cannot read the file ({err.strerror})") from None
+    json_lines = path.suffix in (".jsonl", ".json")
+    records = []
+    for line_number, line in enumerate(lines, 1):
+        try:
+            text = line.decode("utf-8")
+            if json_lines and not text.strip():
+                continue
+            record = json.loads(text) if json_lines else {"text": text}
+            fields = record if isinstance(record, dict) else {}
+            tokens = fields.get("tokens")
+            words_ok = isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)
+            if not (words_ok or (tokens is None and isinstance(fields.get("text"), str))):
+                raise ValueError('expected a JSON object with a "text" string or a "tokens" list of strings')
+        except ValueError as err:  # undecodable bytes and bad JSON are ValueErrors too
+            raise DataError(f"input={path}, line {line_number}: {err}") from None
+        records.append(record)
+    return records
+
+
+def write_jsonl(records: list[dict[str, Any]], output: str | None) -> None:
+    """One JSON object a line; a file is written under a temporary name first, so an error leaves no partial output."""
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if output is None:
+        sys.stdout.write(lines)
+        return
+    path = Path(output)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(lines, encoding="utf-8")
+        partial.replace(path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"output={output}: cannot write it ({err.strerror})") from None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        records = [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
+        predictor = NerPredictor.from_pretrained(
+            args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
+            whole_number(args, "stride"), whole_number(args, "batch_size") or 32, args.get("device"),
+        )  # fmt: skip
+        progress = "input" in args
+        by_text = [r for r in records if "tokens" not in r]
+        by_words = [r for r in records if "tokens" in r]
+        for record, entities in zip(by_text, predictor([r["text"] for r in by_text], progress=progress)):
+            record["entities"] = entities
+        for record, entities in zip(by_words, predictor.words([r["tokens"] for r in by_words], progress=progress)):
+            record["entities"] = entities
+        write_jsonl(records, args.get("output"))
+    except (ConfigError, DataError) as err:
+        raise SystemExit(f"lit_ner.predict: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

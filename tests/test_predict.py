@@ -1,0 +1,186 @@
+"""Prediction with an exported model: the same entities as transformers' pipeline, long documents, the CLI."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_train import make_cfg
+from transformers import pipeline
+
+from lit_ner.predict import STRATEGIES, NerPredictor, main, token_sources
+from lit_ner.train import train
+
+SENTENCES = [
+    "Alan Walker published The Long Road in 1940.",
+    "In 1987, Anna Smith wrote a novel called Élodie's Garden.",
+    "Mary Walker's vibrant self-portraits, painted in 1923, express her tumultuous inner world.",
+    "Thomas Müller (1901–1977) was a poet.",  # the en dash is not in the tiny vocabulary: [UNK]
+    "The 3rd edition costs $12.50 and was printed on 2003-04-01!",
+    "Peter and John co-wrote « Paris Nights » in 2003; it sold 12,000 copies.",
+    "The library owns 7 copies of Anna's book.",
+    "Zoë Ångström was born in Berlin in 1899.",
+    "",
+    "the river",
+]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model trained for real on the book corpus; with a high lr and every sub-token labelled it tags dates."""
+    root = tmp_path_factory.mktemp("predict")
+    overrides = ["model.lr=1e-2", "data.label_all_tokens=true", "trainer.max_epochs=3", "test=false"]
+    result = train(make_cfg(root / "run", tiny_model, root / "cache", *overrides, size=200))
+    return Path(result["export"])
+
+
+def as_pipeline(entities: list[dict]) -> list[tuple]:
+    return [(e["entity_group"], e["start"], e["end"], float(e["score"])) for e in entities]
+
+
+def as_predictor(entities: list[dict]) -> list[tuple]:
+    return [(e["type"], e["start"], e["end"], e["score"]) for e in entities]
+
+
+def assert_same(ours: list[tuple], theirs: list[tuple]) -> None:
+    assert [e[:3] for e in ours] == [e[:3] for e in theirs]
+    assert all(abs(a[3] - b[3]) < 1e-5 for a, b in zip(ours, theirs))
+
+
+def assert_same_entities(ours: list[dict], theirs: list[dict]) -> None:
+    """Equal but for float noise in the scores (padding to another batch's length changes the last bits)."""
+    assert [e | {"score": 0} for e in ours] == [e | {"score": 0} for e in theirs]
+    assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(ours, theirs))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_entities_equal_the_transformers_pipeline(model_folder: Path, strategy: str) -> None:
+    ner = pipeline("token-classification", model=str(model_folder), aggregation_strategy=strategy, device="cpu")
+    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy=strategy, batch_size=4, device="cpu")
+    found = predictor(SENTENCES)  # batched with padding: scores may differ from the unpadded pipeline by float noise
+    expected = [as_pipeline(ner(s)) if s else [] for s in SENTENCES]
+    assert sum(map(len, expected)) >= 3, "the trained model must tag something, or this comparison proves nothing"
+    for sentence, ours, theirs in zip(SENTENCES, found, expected):
+        assert_same(as_predictor(ours), theirs)
+        assert all(sentence[e["start"] : e["end"]] == e["text"] for e in ours)
+    assert_same_entities(predictor(SENTENCES[1]), found[1])  # one text in, its entities out
+
+    words = [s.split() for s in SENTENCES]
+    for sentence_words, ours in zip(words, predictor.words(words)):
+        theirs = as_pipeline(ner(sentence_words, is_split_into_words=True)[0]) if sentence_words else []
+        assert_same(as_predictor(ours), theirs)
+        for e in ours:
+            held_by = sentence_words[e["word_start"] : e["word_end"]]
+            assert held_by and e["text"] in " ".join(held_by)
+
+
+def test_each_token_is_read_from_the_window_where_it_sits_nearest_the_centre() -> None:
+    # two windows of 6 tokens sharing 2 (document tokens 4 and 5): 4 is nearer the first centre, 5 the second
+    assert token_sources([6, 6], 2) == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5)]
+    # three windows sharing 3 tokens: token 3 is as near both first centres (the earlier wins), 4 sits on the second
+    assert token_sources([5, 5, 3], 3) == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (2, 1), (2, 2)]
+    assert token_sources([4], 2) == [(0, 0), (0, 1), (0, 2), (0, 3)] and token_sources([], 2) == []
+
+
+def test_a_long_document_is_read_to_its_end(model_folder: Path) -> None:
+    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy="first", stride=32, device="cpu")
+    filler = " ".join(["Alan Walker wrote a book about the old river and the city in 1940."] * 12)
+    ending = " In 1987, Anna Smith wrote Élodie's Garden; it appeared in 1923."
+    document = filler + ending
+    windows = predictor.tokenizer(
+        document, truncation=True, max_length=128, stride=32, return_overflowing_tokens=True,
+        return_special_tokens_mask=True,
+    )  # fmt: skip
+    assert len(windows["input_ids"]) >= 3  # the model (128 positions) sees it in several windows
+    contents = [
+        [t for t, special in zip(ids, mask) if not special]
+        for ids, mask in zip(windows["input_ids"], windows["special_tokens_mask"])
+    ]
+    merged = [contents[window][index] for window, index in token_sources([len(c) for c in contents], 32)]
+    assert merged == predictor.tokenizer(document, add_special_tokens=False)["input_ids"]  # each token once, in order
+
+    found = predictor(document)
+    at_end = [e for e in found if e["start"] >= len(filler)]
+    assert {e["text"] for e in at_end} >= {"1987", "1923"}
+    assert all(document[e["start"] : e["end"]] == e["text"] for e in found)
+    assert all(a["end"] <= b["start"] for a, b in zip(found, found[1:]))
+    # pre-split words go through the same windows, with offsets into the joined words
+    by_words = predictor.words([document.split()])[0]
+    assert_same_entities([{k: e[k] for k in found[0]} for e in by_words], found)
+
+    # the first window is exactly what the pipeline sees of the first 126 tokens: up to the middle of that
+    # window (where the next window starts to see tokens with more context) both must agree
+    first = predictor.tokenizer(document, truncation=True, max_length=128, return_offsets_mapping=True)
+    offsets = first["offset_mapping"][1:-1]
+    prefix = document[: offsets[-1][1]]
+    middle = offsets[len(offsets) // 2 - 1][0]
+    ner = pipeline("token-classification", model=str(model_folder), aggregation_strategy="first", device="cpu")
+    theirs = [e for e in as_pipeline(ner(prefix)) if e[2] <= middle]
+    assert theirs, "the compared part must hold entities"
+    assert_same([e for e in as_predictor(found) if e[2] <= middle], theirs)
+
+
+def run_cli(*args: str, python_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    command = [sys.executable, *python_options, "-m", "lit_ner.predict", *args]
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_tags_a_text_file_into_json_lines(model_folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs.txt").write_text("\n".join(SENTENCES[:3] + ["", SENTENCES[3]]) + "\n")
+    out = tmp_path / "out" / "tagged.jsonl"
+    out.parent.mkdir()
+    inputs = f"input={tmp_path / 'docs.txt'}"
+    done = run_cli(f"model={model_folder}", inputs, f"output={out}", "aggregation=first", "batch_size=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in records] == SENTENCES[:3] + ["", SENTENCES[3]]  # one record a line, blank ones kept
+    expected = NerPredictor.from_pretrained(model_folder, aggregation_strategy="first", device="cpu")
+    for record, entities in zip(records, expected([r["text"] for r in records])):
+        assert_same_entities(record["entities"], entities)
+    assert any(r["entities"] for r in records)
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
+
+
+def test_cli_reads_json_lines_with_text_or_tokens(model_folder: Path, tmp_path: Path, capsys) -> None:
+    rows = [{"id": 1, "text": SENTENCES[1]}, {"id": 2, "tokens": SENTENCES[3].split()}]
+    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    main([f"model={model_folder}", f"input={tmp_path / 'docs.jsonl'}"])  # standard output by default
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in records] == [1, 2]
+    predictor = NerPredictor.from_pretrained(model_folder, device="cpu")
+    assert_same_entities(records[0]["entities"], predictor(SENTENCES[1]))
+    assert_same_entities(records[1]["entities"], predictor.words([SENTENCES[3].split()])[0])
+    assert all("word_start" in e for e in records[1]["entities"])
+
+    main([f"model={model_folder}", f"text={SENTENCES[1]}"])
+    assert_same_entities(json.loads(capsys.readouterr().out)["entities"], predictor(SENTENCES[1]))
+
+
+def test_cli_needs_neither_lightning_nor_hydra_and_names_a_missing_model(tmp_path: Path) -> None:
+    done = run_cli(f"model={tmp_path / 'nowhere'}", "text=Alan Walker", python_options=("-X", "importtime"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"model={tmp_path / 'nowhere'}" in done.stderr and "no exported model" in done.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "transformers" in imported and "lit_ner.errors" in imported  # the module itself runs as __main__
+    training_only = ("lightning", "pytorch_lightning", "hydra", "omegaconf", "lit_ner.data", "lit_ner.module")
+    assert [m for m in imported if m.startswith(training_only)] == []
+
+
+def test_cli_errors_name_the_file_and_line_and_keep_the_old_output(model_folder: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": "cut off\n')
+    out = tmp_path / "out.jsonl"
+    out.write_text("from an earlier run\n")
+    with pytest.raises(SystemExit, match=re.escape(f"input={bad}, line 2:")):
+        main([f"model={model_folder}", f"input={bad}", f"output={out}"])
+    assert out.read_text() == "from an earlier run\n" and sorted(tmp_path.iterdir()) == [bad, out]
+
+    bad.write_text('{"text": "fine"}\n\n["not", "an", "object"]\n')  # blank lines are skipped, but counted
+    with pytest.raises(SystemExit, match="line 3: expected a JSON object"):
+        main([f"model={model_folder}", f"input={bad}"])
+    with pytest.raises(SystemExit, match="nothing.txt: cannot read"):
+        main([f"model={model_folder}", f"input={tmp_path / 'nothing.txt'}"])
