@@ -1,0 +1,311 @@
+"""`python -m lit_ner.evaluate model=<export | .ckpt | encoder> data=NAME split=test`: per-type scores checked
+against seqeval, a confusion matrix of entity types, and the sentences with the most errors."""
+
+import json
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from seqeval.metrics import classification_report
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.scheme import IOB2, IOBES
+from torch.utils.tensorboard import SummaryWriter
+from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
+
+from lit_ner.data import NerDataModule
+from lit_ner.errors import ConfigError
+from lit_ner.export import markdown_table
+from lit_ner.metrics import IGNORE, EntityMetric
+from lit_ner.module import NerModule, load_token_classifier
+from lit_ner.train import CONFIG_DIR
+
+NONE = "none"  # the confusion matrix's column of missed and row of spurious entities
+Tags = list[list[str]]  # one list of word tags (or words) per sentence
+
+
+def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | None, str]:
+    """(model, its labels, its tokenizer) of an exported folder, a Lightning checkpoint or a Hub model with a
+    token-classification head; (None, None, name_or_path) for a plain encoder (its head needs the data's labels)."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise ConfigError(f"model={name_or_path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
+        module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise ConfigError(
+            f"model={name_or_path}: the folder has no config.json. Give an exported model (<run>/model), "
+            "a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
+        )
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
+        raise ConfigError(f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err})") from None
+    if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
+        return None, None, name_or_path
+    labels = [config.id2label[i] for i in range(len(config.id2label))]
+    return AutoModelForTokenClassification.from_pretrained(name_or_path), labels, name_or_path
+
+
+@torch.inference_mode()
+def predict_words(
+    model: PreTrainedModel, datamodule: NerDataModule, split: str, metrics: list[EntityMetric]
+) -> dict[int, list[int]]:
+    """Predicted label ids of each sentence's words, read on each scored word's first sub-token (where the
+    encoded gold is not IGNORE). The windows of a long sentence are consecutive rows of one batch, in order,
+    and each word is scored in one window only, so extending a sentence's list row by row gives its words."""
+    loader = datamodule._eval_loader(split)  # length-sorted batches, padding per batch
+    sentence_of_row = datamodule.datasets[split]["sentence"]
+    device = next(model.parameters()).device
+    predicted: dict[int, list[int]] = {}
+    # the sampler yields the same batches on every pass: the second pass tells which rows the loader collated
+    for rows, batch in zip(loader.batch_sampler, loader):
+        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+        preds = model(**inputs).logits.argmax(-1).cpu()
+        for metric in metrics:  # on the encoded tensors, as in training: the check below compares it with seqeval
+            metric.update(preds, batch["labels"], batch["continues"])
+        for row, row_preds, scored in zip(rows, preds, batch["labels"] != IGNORE):
+            predicted.setdefault(sentence_of_row[row], []).extend(row_preds[scored].tolist())
+    return predicted
+
+
+def checked_scores(metric: EntityMetric, gold: Tags, pred: Tags) -> dict[str, dict[str, float]]:
+    """{type: precision, recall, f1, support} and "micro avg" from lit_ner's metric, after checking that
+    seqeval's classification_report on the same word tags gives the same numbers."""
+    scores = {k: float(v) for k, v in metric.compute().items()}
+    table = {
+        t: {m: scores[f"{m}_{t}"] for m in ("precision", "recall", "f1")} | {"support": int(scores[f"support_{t}"])}
+        for t in metric.entity_types
+    }
+    support = sum(row["support"] for row in table.values())
+    table["micro avg"] = {m: scores[m] for m in ("precision", "recall", "f1")} | {"support": support}
+    if metric.mode == "strict":
+        scheme = IOBES if any(tag[:2] in ("E-", "S-") for tags in gold for tag in tags) else IOB2
+        theirs = classification_report(gold, pred, output_dict=True, zero_division=0, mode="strict", scheme=scheme)
+    else:
+        theirs = classification_report(gold, pred, output_dict=True, zero_division=0)
+    for name, ours in table.items():
+        # seqeval lists only the types that occur; a type that never does scores 0 everywhere
+        other = theirs.get(name, {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+        other = {"f1": other["f1-score"]} | {k: other[k] for k in ("precision", "recall", "support")}
+        if any(ours[k] != other[k] for k in ours):  # exactly: our metric reproduces seqeval to the last bit
+            raise AssertionError(f"{metric.mode} scores of {name} differ: lit_ner {ours}, seqeval {other}")
+    return table
+
+
+def confusion(gold: Tags, pred: Tags, types: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """Counts of (gold type, predicted type) entity pairs, with NONE for missed and spurious entities; and
+    the counts of those pairs matched by overlap only (a wrong boundary).
+
+    In each sentence, a gold and a predicted entity with the same span pair up first. Then each gold entity
+    left, in order, pairs with the unpaired prediction sharing the most words with it (the first on a tie).
+    A gold entity still unpaired is missed (gold type, NONE); a prediction still unpaired is spurious (NONE, type).
+    """
+    index = {t: i for i, t in enumerate([*types, NONE])}
+    counts = [[0] * len(index) for _ in index]
+    overlaps = [[0] * len(index) for _ in index]
+    for gold_tags, pred_tags in zip(gold, pred):
+        golds, preds = get_entities(gold_tags), get_entities(pred_tags)  # (type, first word, last word)
+        predicted_at = {(s, e): t for t, s, e in preds}
+        gold_spans = {(s, e) for _, s, e in golds}
+        left = [(t, s, e) for t, s, e in preds if (s, e) not in gold_spans]
+        for g_type, g_start, g_end in golds:
+            if (g_start, g_end) in predicted_at:
+                counts[index[g_type]][index[predicted_at[(g_start, g_end)]]] += 1
+                continue
+            shared = [min(g_end, e) - max(g_start, s) + 1 for _, s, e in left]
+            best = max(range(len(left)), key=shared.__getitem__, default=None)
+            if best is None or shared[best] <= 0:
+                counts[index[g_type]][index[NONE]] += 1
+                continue
+            p_type = left.pop(best)[0]
+            counts[index[g_type]][index[p_type]] += 1
+            overlaps[index[g_type]][index[p_type]] += 1
+        for p_type, _, _ in left:
+            counts[index[NONE]][index[p_type]] += 1
+    return counts, overlaps
+
+
+def plot_confusion(counts: list[list[int]], overlaps: list[list[int]], names: list[str], title: str) -> Figure:
+    """The matrix as a heat map with its counts; "(k overlap)" under a count that includes boundary errors."""
+    # a bare Figure renders with Agg and leaves pyplot (and a notebook's backend) alone
+    figure = Figure(figsize=(1.3 * len(names) + 2, 1.1 * len(names) + 1.5), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    ticks = range(len(names))
+    axes.set(xticks=ticks, xticklabels=names, yticks=ticks, yticklabels=names, title=title)
+    axes.set(xlabel="predicted type (none: missed)", ylabel="gold type (none: spurious)")
+    darkest = max(max(row) for row in counts) or 1
+    for i, row in enumerate(counts):
+        for j, count in enumerate(row):
+            if names[i] == NONE and names[j] == NONE:
+                continue  # no entity on either side: nothing to count
+            text = f"{count}" + (f"\n({overlaps[i][j]} overlap)" if overlaps[i][j] else "")
+            axes.text(j, i, text, ha="center", va="center", color="white" if count > darkest / 2 else "black")
+    return figure
+
+
+def worst_sentences(tokens: Tags, gold: Tags, pred: Tags, n: int) -> list[dict[str, Any]]:
+    """The n sentences with the most entity errors (missed + spurious in exact-span terms), entities bracketed."""
+
+    def marked(words: list[str], tags: list[str]) -> str:
+        out = list(words)
+        for type_, start, end in get_entities(tags):
+            out[start] = "[" + out[start]
+            out[end] += "]" + type_  # after the line above: a one-word entity gets both marks
+        return " ".join(out)
+
+    errors = [len(set(get_entities(g)) ^ set(get_entities(p))) for g, p in zip(gold, pred)]
+    order = sorted((i for i, e in enumerate(errors) if e), key=lambda i: (-errors[i], i))[:n]
+    return [
+        {
+            "sentence": i,
+            "errors": errors[i],
+            "gold": marked(tokens[i], gold[i]),
+            "predicted": marked(tokens[i], pred[i]),
+        }
+        for i in order
+    ]
+
+
+def write_conll(path: Path, tokens: Tags, gold: Tags, pred: Tags) -> None:
+    """conlleval's input: one `word gold predicted` line per word, a blank line after each sentence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for sentence_words, sentence_gold, sentence_pred in zip(tokens, gold, pred):
+            for word, g, p in zip(sentence_words, sentence_gold, sentence_pred):
+                f.write(f"{'_'.join(word.split()) or '_'} {g} {p}\n")  # a space inside a word would add a column
+            f.write("\n")
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    def rows(table: dict[str, dict[str, float]]) -> list[tuple[str, float, float, float, int]]:
+        return [(t, s["precision"], s["recall"], s["f1"], int(s["support"])) for t, s in table.items()]
+
+    names = report["confusion"]["labels"]
+    lines = [
+        f"# Evaluation of `{report['model']}` on {report['split']}"
+        + (" (untrained head: zero-shot baseline)" if report["zero_shot"] else ""),
+        "",
+        f"{report['sentences']} sentences, {report['words']} words; {report['windowed_sentences']} sentences longer "
+        f"than data.max_length read in overlapping windows. Entity-level scores from lit_ner's EntityMetric, "
+        f"{report['checked']}.",
+        "",
+        "## Default mode (conlleval)",
+        "",
+        markdown_table(rows(report["scores"]["default"])),
+        "",
+        "## Strict mode",
+        "",
+        markdown_table(rows(report["scores"]["strict"])),
+        "",
+        "## Confusion of entity types (rows gold, columns predicted; none: missed or spurious)",
+        "",
+        "| gold \\ predicted | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+        *(f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, report["confusion"]["counts"])),
+        "",
+        "Pairs by exact span, then by most shared words; "
+        f"{sum(map(sum, report['confusion']['overlap']))} pairs overlap without the same span.",
+        "",
+        f"## The {len(report['worst'])} sentences with the most errors",
+        "",
+    ]
+    for s in report["worst"]:
+        lines += [f"- sentence {s['sentence']}, {s['errors']} errors", f"  - gold: {s['gold']}"]
+        lines.append(f"  - pred: {s['predicted']}")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """The whole evaluation, callable in-process (notebooks and tests compose `evaluate.yaml` and call this)."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed)  # the random head of a plain encoder is the same in every run
+    name = str(cfg.model.model_name_or_path)
+    model, model_labels, tokenizer = load_model(name)
+    # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
+    labels = model_labels or cfg.data.get("labels")
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer, labels=labels, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    if cfg.split not in datamodule.datasets:
+        raise ConfigError(f"split={cfg.split}: the data has the splits {', '.join(datamodule.datasets)}")
+    zero_shot = model is None
+    if zero_shot:  # a plain encoder: a random head for the data's labels, the baseline fine-tuning must beat
+        model = load_token_classifier(tokenizer, datamodule.labels)
+    model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
+
+    labels = datamodule.labels
+    metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
+    predicted = predict_words(model, datamodule, cfg.split, metrics)
+    words = datamodule.words()[cfg.split]
+    tokens, gold = words["tokens"], words["tags"]
+    pred = [[labels[i] for i in predicted.get(s, [])] for s in range(len(gold))]
+    unscored = [s for s in range(len(gold)) if len(pred[s]) != len(gold[s])]
+    if unscored:
+        raise AssertionError(f"sentences {unscored[:5]} did not get one prediction per word")
+
+    types = metrics[0].entity_types
+    counts, overlaps = confusion(gold, pred, types)
+    report = {
+        "model": name,
+        "tokenizer": tokenizer,
+        "split": cfg.split,
+        "zero_shot": zero_shot,
+        "sentences": len(gold),
+        "words": sum(map(len, gold)),
+        "windowed_sentences": datamodule.meta["splits"][cfg.split]["split_sentences"],  # longer than max_length
+        "scores": {metric.mode: checked_scores(metric, gold, pred) for metric in metrics},
+        "checked": f"equal to seqeval {version('seqeval')} classification_report on the same tags",
+        "confusion": {"labels": [*types, NONE], "counts": counts, "overlap": overlaps},
+        "worst": worst_sentences(tokens, gold, pred, cfg.worst),
+        "files": {
+            "markdown": str(out / "report.md"),
+            "json": str(out / "report.json"),
+            "confusion": str(out / "confusion.png"),
+            "tensorboard": str(out / "tensorboard"),
+        },
+    }
+    if cfg.conll:
+        write_conll(Path(cfg.conll), tokens, gold, pred)
+        report["files"]["conll"] = str(cfg.conll)
+
+    markdown = markdown_report(report)
+    title = f"{'/'.join(Path(name).parts[-2:])}: {cfg.split}, {len(gold)} sentences"
+    figure = plot_confusion(counts, overlaps, [*types, NONE], title)
+    figure.savefig(report["files"]["confusion"], dpi=120)
+    with SummaryWriter(report["files"]["tensorboard"]) as writer:
+        writer.add_figure(f"{cfg.split}/confusion_matrix", figure)
+        writer.add_text(f"{cfg.split}/report", markdown)
+    (out / "report.md").write_text(markdown)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(markdown)
+    return report
+
+
+def model_override(arg: str) -> str:
+    """`model=<path or name>` from the command line as `model.model_name_or_path=...`: conf/model is a config
+    group, so Hydra would look for conf/model/<path>.yaml. A name of one of its files (minilm) stays a group choice."""
+    key, _, value = arg.partition("=")
+    if key == "model" and not (Path(CONFIG_DIR) / "model" / f"{value}.yaml").is_file():
+        return f"model.model_name_or_path={value}"
+    return arg
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    sys.argv = [model_override(arg) for arg in sys.argv]
+    main()

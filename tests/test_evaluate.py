@@ -1,0 +1,207 @@
+"""lit_ner.evaluate on the tiny model: scores equal to seqeval, the confusion matrix, CoNLL output, the baselines."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from PIL import Image
+from seqeval.metrics import classification_report
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.scheme import IOB2
+from test_train import make_cfg
+
+from lit_ner.errors import ConfigError
+from lit_ner.evaluate import confusion, evaluate, model_override, worst_sentences
+from lit_ner.train import CONFIG_DIR, train
+
+SIZE = 120  # sentences of the built-in corpus: the test split is its last 10%
+
+
+def eval_cfg(model: Path | str, output_dir: Path, cache: Path, *overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            "evaluate",
+            overrides=[
+                f"model.model_name_or_path={model}",
+                f"output_dir={output_dir}",
+                f"data.cache_dir={cache}",
+                f"data.synthetic_size={SIZE}",  # and seed 42: the corpus the model was trained on
+                *overrides,
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("evaluate")
+    train(make_cfg(root / "run", tiny_model, root / "cache", "model.lr=1e-3", size=SIZE))
+    return root / "run"
+
+
+@pytest.fixture(scope="module", params=["export", "encoder"])
+def evaluated(request: pytest.FixtureRequest, run: Path, tiny_model: Path) -> tuple[dict, Path]:
+    """The trained model's export, and the untrained encoder (a random head: the zero-shot baseline)."""
+    model = run / "model" if request.param == "export" else tiny_model
+    out = run.parent / f"eval_{request.param}"
+    report = evaluate(eval_cfg(model, out, run.parent / "cache", f"conll={out / 'test.conll'}", "worst=5"))
+    return report, out
+
+
+def read_conll(path: Path) -> list[list[list[str]]]:
+    sentences: list[list[list[str]]] = [[]]
+    for line in path.read_text().splitlines():
+        if line:
+            sentences[-1].append(line.split(" "))
+        else:
+            sentences.append([])
+    assert sentences.pop() == [], "the file ends with a blank line"
+    return sentences
+
+
+def test_conll_output_has_every_word_with_its_gold_tag(evaluated, run: Path, tiny_model: Path) -> None:
+    report, out = evaluated
+    data = eval_cfg(run / "model", out, run.parent / "cache").data
+    datamodule = instantiate(data, tokenizer=str(tiny_model), _convert_="all")
+    datamodule.prepare_data()
+    words = datamodule.words()["test"]
+    sentences = read_conll(out / "test.conll")
+    assert len(sentences) == len(words) == report["sentences"]
+    for lines, tokens, tags in zip(sentences, words["tokens"], words["tags"]):
+        assert all(len(line) == 3 for line in lines)
+        assert [line[0] for line in lines] == tokens
+        assert [line[1] for line in lines] == tags
+    predicted = {line[2] for lines in sentences for line in lines}
+    assert predicted <= {"O", "B-AUTHOR", "I-AUTHOR", "B-DATE", "I-DATE"}
+
+
+def test_reported_scores_equal_seqeval_on_the_conll_file(evaluated) -> None:
+    report, out = evaluated
+    sentences = read_conll(out / "test.conll")
+    gold = [[line[1] for line in lines] for lines in sentences]
+    pred = [[line[2] for line in lines] for lines in sentences]
+    for mode, kwargs in (("default", {}), ("strict", {"mode": "strict", "scheme": IOB2})):
+        expected = classification_report(gold, pred, output_dict=True, zero_division=0, **kwargs)
+        scores = report["scores"][mode]
+        assert set(scores) == {"AUTHOR", "DATE", "micro avg"}
+        for name, row in scores.items():
+            assert row["precision"] == pytest.approx(expected[name]["precision"], abs=1e-12), (mode, name)
+            assert row["recall"] == pytest.approx(expected[name]["recall"], abs=1e-12), (mode, name)
+            assert row["f1"] == pytest.approx(expected[name]["f1-score"], abs=1e-12), (mode, name)
+            assert row["support"] == expected[name]["support"], (mode, name)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["scores"] == report["scores"]
+    markdown = (out / "report.md").read_text()
+    assert "| AUTHOR |" in markdown and "Strict mode" in markdown and "equal to seqeval" in markdown
+
+
+def test_confusion_matrix_counts_every_entity_once_and_is_drawn(evaluated) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    report, out = evaluated
+    sentences = read_conll(out / "test.conll")
+    names, counts = report["confusion"]["labels"], report["confusion"]["counts"]
+    assert names == ["AUTHOR", "DATE", "none"]
+    for i, name in enumerate(names[:-1]):  # each gold entity in its row, each predicted entity in its column
+        assert sum(counts[i]) == report["scores"]["default"][name]["support"]
+        predicted = sum(t == name for lines in sentences for t, _, _ in get_entities([line[2] for line in lines]))
+        assert sum(row[i] for row in counts) == predicted
+    assert counts[-1][-1] == 0
+    with Image.open(out / "confusion.png") as image:
+        assert image.format == "PNG" and image.width > 200 and image.height > 200
+        image.verify()
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(events[0]))
+    accumulator.Reload()
+    assert "test/confusion_matrix" in accumulator.Tags()["images"]
+
+
+def test_confusion_pairs_by_span_then_by_overlap() -> None:
+    gold = [["B-AUTHOR", "I-AUTHOR", "O", "B-DATE", "O", "B-AUTHOR"], ["O", "B-DATE"]]
+    pred = [["B-AUTHOR", "I-AUTHOR", "O", "B-AUTHOR", "I-AUTHOR", "O"], ["B-DATE", "B-AUTHOR"]]
+    counts, overlaps = confusion(gold, pred, ["AUTHOR", "DATE"])
+    # AUTHOR 0-1 exact; DATE 3 overlaps AUTHOR 3-4; AUTHOR 5 missed; DATE 1 read as AUTHOR 1; DATE 0 spurious
+    assert counts == [[1, 0, 1], [2, 0, 0], [0, 1, 0]]
+    assert overlaps == [[0, 0, 0], [1, 0, 0], [0, 0, 0]]
+
+
+def test_worst_sentences_come_first_with_entities_marked(evaluated) -> None:
+    tokens = [["alan", "walker", "wrote", "in", "1940"], ["ok"], ["by", "anna", "smith"]]
+    gold = [["B-AUTHOR", "I-AUTHOR", "O", "O", "B-DATE"], ["O"], ["O", "B-AUTHOR", "I-AUTHOR"]]
+    pred = [["B-AUTHOR", "O", "O", "O", "B-DATE"], ["O"], ["B-DATE", "O", "O"]]
+    worst = worst_sentences(tokens, gold, pred, 10)
+    assert [(w["sentence"], w["errors"]) for w in worst] == [(0, 2), (2, 2)]  # the right sentence is left out
+    assert worst[0]["gold"] == "[alan walker]AUTHOR wrote in [1940]DATE"
+    assert worst[0]["predicted"] == "[alan]AUTHOR walker wrote in [1940]DATE"
+    report, _ = evaluated
+    assert 0 < len(report["worst"]) <= 5
+    errors = [w["errors"] for w in report["worst"]]
+    assert errors == sorted(errors, reverse=True)
+
+
+@pytest.mark.parametrize("evaluated", ["export"], indirect=True)
+def test_scores_equal_the_test_scores_of_the_training_run(evaluated, run: Path) -> None:
+    report, _ = evaluated
+    logged = json.loads((run / "metrics.json").read_text())["scores"]  # trainer.test on the same weights
+    for name, row in report["scores"]["default"].items():
+        suffix = "" if name == "micro avg" else f"_{name}"
+        for key in ("precision", "recall", "f1"):
+            assert row[key] == pytest.approx(logged[f"test/{key}{suffix}"], abs=1e-6), (name, key)
+    assert report["scores"]["strict"]["micro avg"]["f1"] == pytest.approx(logged["test/strict_f1"], abs=1e-6)
+
+
+@pytest.mark.parametrize("evaluated", ["export"], indirect=True)
+def test_checkpoint_scores_equal_its_export(evaluated, run: Path) -> None:
+    report, _ = evaluated
+    from_ckpt = evaluate(eval_cfg(run / "checkpoints" / "best.ckpt", run.parent / "eval_ckpt", run.parent / "cache"))
+    assert from_ckpt["scores"] == report["scores"]
+
+
+@pytest.mark.parametrize("evaluated", ["encoder"], indirect=True)
+def test_untrained_encoder_is_the_zero_shot_baseline(evaluated) -> None:
+    report, out = evaluated
+    assert report["zero_shot"] and "zero-shot baseline" in (out / "report.md").read_text()
+    # its random head tags words all over: the comparisons with seqeval above are not between empty sets
+    assert sum(report["confusion"]["counts"][-1]) > 0
+
+
+def test_long_sentences_are_read_in_windows(run: Path, tmp_path: Path) -> None:
+    # 12 sub-tokens a row: most sentences take several windows; each word must still get one prediction
+    conll = tmp_path / "windows.conll"
+    cfg = eval_cfg(run / "model", tmp_path, tmp_path / "cache", "data.max_length=12", "data.stride=2", f"conll={conll}")
+    report = evaluate(cfg)
+    assert report["windowed_sentences"] > report["sentences"] // 2
+    sentences = read_conll(conll)
+    assert sum(map(len, sentences)) == report["words"]
+
+
+def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> None:
+    cache = run.parent / "cache"
+    with pytest.raises(ConfigError, match="no checkpoint there"):
+        evaluate(eval_cfg(tmp_path / "missing.ckpt", tmp_path, cache))
+    with pytest.raises(ConfigError, match="no model folder"):
+        evaluate(eval_cfg(tmp_path / "missing", tmp_path, cache))
+    with pytest.raises(ConfigError, match="no config.json"):
+        evaluate(eval_cfg(run, tmp_path, cache))  # a run folder, not its export
+    with pytest.raises(ConfigError, match="splits train, validation, test"):
+        evaluate(eval_cfg(run / "model", tmp_path, cache, "split=dev"))
+
+
+def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
+    assert model_override("model=minilm") == "model=minilm"  # a conf/model file stays a config group choice
+    assert model_override("model=out/model") == "model.model_name_or_path=out/model"
+    command = [
+        sys.executable, "-m", "lit_ner.evaluate", f"model={run / 'model'}", f"output_dir={tmp_path / 'eval'}",
+        f"data.cache_dir={run.parent / 'cache'}", f"data.synthetic_size={SIZE}", f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Default mode" in done.stdout
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["sentences"] == SIZE // 10
