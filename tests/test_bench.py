@@ -1,0 +1,41 @@
+"""The speed benchmark end to end on the tiny model and a few book sentences: every row, with a ratio column.
+No timing is asserted: timings live in the table the benchmark prints."""
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate", reason="the recipe side uses transformers' Trainer, which needs accelerate")
+
+from lit_ner.bench import ROWS, main  # noqa: E402
+
+
+def test_bench_prints_every_row_with_a_ratio(tiny_model: Path, tmp_path: Path) -> None:
+    output = tmp_path / "bench.md"
+    text = main(
+        [
+            "--model", str(tiny_model), "--data", "books", "--train-sentences", "64", "--eval-sentences", "32",
+            "--batch-size", "16", "--metric-sentences", "300", "--matmul-size", "256", "--output", str(output),
+        ]
+    )  # fmt: skip
+    assert output.read_text() == text
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| measure |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["measure", "lit_ner", "recipe", "lit_ner / recipe", "target"]
+    for label, key, _, _ in ROWS:
+        row = [line for line in lines if line.startswith(f"| {label} |")]
+        if key == "cuda_mib":  # a GPU row, absent on CPU
+            assert not row
+            continue
+        assert row, f"no row {label!r} in\n{text}"
+        cells = [c.strip() for c in row[0].strip("|").split("|")]
+        assert len(cells) == 5, row[0]
+        recipe = float(cells[2].rstrip("%").replace(",", ""))
+        if recipe == 0:  # e.g. F1 0 for the untrained tiny model: no ratio to give
+            assert cells[3] == "n/a", row[0]
+        else:
+            assert float(cells[3]) >= 0, row[0]  # a number in the ratio column
+    assert "built-in book corpus" in text
+    assert "| seqeval (the recipe's compute_metrics after the argmax) |" in text
+    assert "EntityMetric, 1 torch thread(s)" in text
