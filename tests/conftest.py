@@ -5,6 +5,7 @@ import string
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -26,6 +27,7 @@ def build_tiny_model(folder: Path, max_positions: int = 128) -> Path:
     vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
     tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=True, model_max_length=max_positions)
     tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)  # the same tiny weights in every session
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=max_positions,

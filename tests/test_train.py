@@ -105,6 +105,19 @@ def test_tensorboard_has_the_scalars(straight_run) -> None:
     assert any(t.startswith("lr-AdamW") for t in tags)
 
 
+def test_csv_logger_records_the_epochs_and_the_final_scores(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "logger=tensorboard_csv", "trainer.max_epochs=1",
+                   "export=false", size=80)  # fmt: skip
+    result = train(cfg)
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("val/f1") for r in rows) and any(r.get("test/f1") for r in rows)
+    final = [float(r["hp/test_f1"]) for r in rows if r.get("hp/test_f1")]
+    assert final == [pytest.approx(result["scores"]["test/f1"])]
+    assert "model.lr" in (tmp_path / "run" / "csv" / "hparams.yaml").read_text()
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_export_loads_in_transformers_pipeline_with_label_names(straight_run) -> None:
     from transformers import pipeline
 

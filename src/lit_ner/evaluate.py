@@ -61,7 +61,7 @@ def predict_words(
     """Predicted label ids of each sentence's words, read on each scored word's first sub-token (where the
     encoded gold is not IGNORE). The windows of a long sentence are consecutive rows of one batch, in order,
     and each word is scored in one window only, so extending a sentence's list row by row gives its words."""
-    loader = datamodule._eval_loader(split)  # length-sorted batches, padding per batch
+    loader = datamodule.eval_dataloader(split)  # length-sorted batches, padding per batch
     sentence_of_row = datamodule.datasets[split]["sentence"]
     device = next(model.parameters()).device
     predicted: dict[int, list[int]] = {}

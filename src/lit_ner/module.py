@@ -209,7 +209,8 @@ class NerModule(L.LightningModule):
         counts = {g["name"]: sum(p.numel() for p in g["params"]) for g in groups}
         total = sum(p.numel() for p in self.model.parameters())
         log.info("trainable parameters: %d of %d (%s)", sum(counts.values()), total, counts)
-        fused = torch.cuda.is_available() and all(p.is_cuda for g in groups for p in g["params"])
+        # fused AdamW: one kernel for all parameters instead of a loop over them (CUDA, and CPU since torch 2.4)
+        fused = all(p.device.type in ("cuda", "cpu") for g in groups for p in g["params"])
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, fused=fused or None)
         steps = self.trainer.estimated_stepping_batches
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * steps), steps)

@@ -17,6 +17,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import TensorBoardLogger
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
@@ -170,9 +171,14 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     if cfg.export:
         folder = export_model(model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta)
         result["export"] = str(folder)
+    final = {f"hp/{k.replace('/', '_')}": v for k, v in scores.items() if k in ("val/f1", "test/f1")}
     for logger in trainer.loggers:
-        final = {f"hp/{k.replace('/', '_')}": v for k, v in scores.items() if k in ("val/f1", "test/f1")}
-        logger.log_hyperparams(flat_params(cfg), final)
+        if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab: hyper-parameters next to the final scores
+            logger.log_hyperparams(flat_params(cfg), final)
+        else:
+            logger.log_hyperparams(flat_params(cfg))
+            logger.log_metrics(final, step=trainer.global_step)
+        logger.save()
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=1))
 
     lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
