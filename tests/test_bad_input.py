@@ -105,7 +105,7 @@ def tag_outside_fixed_labels(tmp: Path, tiny: Path):
 
 def empty_file(tmp: Path, tiny: Path):
     data = write(tmp / "data" / "train.txt", "\n\n")
-    return local(tmp / "data"), [str(data), "empty"]
+    return local(tmp / "data"), [str(data), "empty", "remove it"]
 
 
 def no_train_split(tmp: Path, tiny: Path):

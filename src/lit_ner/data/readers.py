@@ -151,7 +151,7 @@ def _names_of(ids: list[int], names: list[str], where: str) -> list[str]:
 
 def _load_local(path: Path, data_files: Mapping | None, opts: _Options) -> dict[str, tuple[Dataset, str]]:
     if not path.exists():
-        raise ConfigError(f"data.path={path} does not exist")
+        raise ConfigError(f"data.path={path} does not exist; give the folder (or file) that holds the split files")
     if opts.format == "disk" or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         try:
             loaded = datasets.load_from_disk(str(path))
@@ -223,7 +223,10 @@ def _glob_splits(root: Path, data_files: Mapping) -> dict[str, list[Path]]:
         for pattern in [globs] if isinstance(globs, str) else list(globs):
             matches = sorted(f for f in root.rglob(pattern) if f.is_file()) if not Path(pattern).is_absolute() else []
             if not matches:
-                raise DataError(f"data.data_files.{key}: no file under {root} matches {pattern!r} (globs are relative)")
+                raise DataError(
+                    f"data.data_files.{key}: no file under {root} matches {pattern!r}; fix the name or glob "
+                    "(relative to data.path) or add the file"
+                )
             chosen += [f for f in matches if f not in chosen]
     return files
 
@@ -239,7 +242,9 @@ def _read_file(file: Path, opts: _Options) -> tuple[list[list[str]], list[list[s
         return read_conll(file, opts.tag_column, opts.token_prefix)
     records = list(_iter_json(file))
     if not records:
-        raise DataError(f"{file}: no JSON records")
+        raise DataError(
+            f"{file}: no JSON records; write one object a line with tokens and tags, or remove the file"
+        )
     first = records[0][1]
     is_textminr = isinstance(first, dict) and {"prompt", "response"} <= first.keys()
     if opts.format == "textminr" or (opts.format == "auto" and is_textminr):
@@ -252,7 +257,7 @@ def _read_file(file: Path, opts: _Options) -> tuple[list[list[str]], list[list[s
 def _read_text(file: Path) -> str:
     data = file.read_bytes()
     if not data.strip():
-        raise DataError(f"{file}: the file is empty")
+        raise DataError(f"{file}: the file is empty; fill it, or remove it (or leave it out with data.data_files)")
     try:
         return data.decode("utf-8-sig")  # -sig: a byte-order mark must not glue itself to the first token
     except UnicodeDecodeError as err:
@@ -310,7 +315,10 @@ def read_conll(
         sentences.append(tokens)
         sentence_tags.append(tags)
     if not sentences:
-        raise DataError(f"{file}: no sentences (only blank or -DOCSTART- lines)")
+        raise DataError(
+            f"{file}: no sentences (only blank or -DOCSTART- lines); fill it, or remove it (or leave it out with "
+            "data.data_files)"
+        )
     return sentences, sentence_tags
 
 
@@ -340,7 +348,9 @@ def _iter_json(file: Path) -> Iterator[tuple[str, Any]]:
         try:
             record, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise DataError(f"{file}:{err.lineno}: not valid JSON ({err.msg})") from None
+            raise DataError(
+                f"{file}:{err.lineno}: not valid JSON ({err.msg}); fix the line (JSON lines: one object a line)"
+            ) from None
         yield f"{file}:{lineno}", record
         lineno += text.count("\n", pos, end)
         pos = end
