@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("accelerate", reason="the recipe side uses transformers' Trainer, which needs accelerate")
 
-from lit_ner.bench import ROWS, main  # noqa: E402
+from lit_ner.bench.cli import ROWS, main  # noqa: E402
 
 
 def test_bench_prints_every_row_with_a_ratio(tiny_model: Path, tmp_path: Path) -> None:

