@@ -46,7 +46,7 @@ def test_prepare_encodes_once_and_setup_only_loads(tiny_model: Path, conll_folde
     assert (again.cache_path / "meta.json").stat().st_mtime_ns == stamp  # not encoded twice
     again.setup("fit")
     assert again.labels == meta["labels"] and again.id2label[1] == "B-LOC" and again.label2id["I-PER"] == 4
-    assert not list(dm.cache_path.parent.glob("*.partial"))
+    assert not list(dm.cache_path.parent.glob("*.partial*"))
     # a changed file gives a new cache entry
     before = dm.cache_path
     write_conll(conll_folder / "test.txt", [[("paris", "B-LOC")]])
@@ -98,6 +98,53 @@ def test_max_tokens_caps_padded_batch_size() -> None:
     batches = list(BucketBatchSampler(SeededPermutation(60, 0), lengths, batch_size=64, max_tokens=400))
     assert all(len(b) * max(lengths[i] for i in b) <= 400 for b in batches)
     assert sorted(i for b in batches for i in b) == list(range(60))
+
+
+def test_token_capped_batches_keep_their_count_across_epochs() -> None:
+    # Lightning reads len() once: a count that changed with the shuffle would drop or miss batches
+    lengths = [3 + (i * 7919) % 61 for i in range(700)]
+    epoch = {"now": 0}
+    sampler = BucketBatchSampler(SeededPermutation(700, 3, lambda: epoch["now"]), lengths, 32, max_tokens=600)
+    orders = []
+    for epoch["now"] in range(5):
+        batches = list(sampler)
+        assert len(batches) == len(sampler) and sorted(i for b in batches for i in b) == list(range(700))
+        orders.append(batches)
+    assert orders[0] != orders[1]  # still shuffled per epoch
+
+
+def test_every_process_gets_a_batch_even_when_there_are_fewer_batches_than_processes() -> None:
+    shards = [list(BucketBatchSampler(SeededPermutation(5, 0), [4] * 5, 8, rank=r, world_size=4)) for r in range(4)]
+    assert [len(s) for s in shards] == [1, 1, 1, 1]
+
+
+def test_reading_a_saved_dataset_does_not_change_its_cache_key(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
+    from lit_ner.data.readers import load_ner_dataset
+
+    saved = tmp_path / "saved"
+    load_ner_dataset(path=str(conll_folder)).save_to_disk(str(saved))
+    dm = make(tiny_model, saved, tmp_path)
+    dm.prepare_data()  # datasets may write cache-*.arrow files into the folder while reading it
+    dm.setup("fit")
+    assert dm.datasets["train"].num_rows > 0
+
+
+def test_a_home_relative_path_is_stamped(tiny_model: Path, conll_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(conll_folder.parent))
+    before = make(tiny_model, Path("~/data"), tmp_path).cache_path
+    write_conll(conll_folder / "test.txt", [[("paris", "B-LOC")]])
+    assert make(tiny_model, Path("~/data"), tmp_path).cache_path != before  # an edited file is not served stale
+
+
+def test_other_processes_wait_for_the_cache(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
+    from lit_ner.errors import DataError
+
+    waiting = make(tiny_model, conll_folder, tmp_path)
+    with pytest.raises(DataError, match="local rank 0"):
+        waiting.wait_for_cache(timeout=0.2, poll=0.05)
+    make(tiny_model, conll_folder, tmp_path).prepare_data()
+    waiting.wait_for_cache(timeout=1, poll=0.05)
+    assert waiting.labels[0] == "O"
 
 
 def test_processes_share_the_work_without_duplicates() -> None:

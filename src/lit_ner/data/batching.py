@@ -50,7 +50,8 @@ class SeededPermutation(Sampler[int]):
 
 class BucketBatchSampler(Sampler[list[int]]):
     """Training batches: shuffle, cut into buckets of `bucket_batches` batches, sort each bucket by length,
-    pack, then shuffle the batch order. Similar lengths share a batch; the order stays random per epoch."""
+    pack, then shuffle the batch order. Similar lengths share a batch; the order stays random per epoch (with
+    `max_tokens` the buckets are drawn once, so that every epoch has the same number of batches)."""
 
     def __init__(
         self,
@@ -67,8 +68,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank, self.world_size = rank, world_size
 
     def _batches(self) -> list[list[int]]:
-        order = list(self.sampler)
         generator = self.sampler.generator()
+        if self.max_tokens is None:
+            order = list(self.sampler)
+        else:
+            # how many token-capped batches there are depends on which sentences share a bucket, and Lightning
+            # reads the count once: the buckets then come from the seed alone, only the batch order changes
+            fixed = torch.Generator().manual_seed(self.sampler.seed)
+            order = torch.randperm(len(self.lengths), generator=fixed).tolist()
         bucket = self.batch_size * self.bucket_batches
         batches = []
         for start in range(0, len(order), bucket):
@@ -77,7 +84,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
         # every rank must run the same number of steps, or gradient sync waits forever: repeat a few
         # batches so the count divides by the number of processes
-        batches += batches[: -len(batches) % self.world_size]
+        batches += [batches[i % len(batches)] for i in range(-len(batches) % self.world_size)]
         return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:

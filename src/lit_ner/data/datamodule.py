@@ -4,6 +4,8 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +144,7 @@ class NerDataModule(L.LightningDataModule):
         keyed["version"] = lit_ner.__version__
         if hp["path"]:
             keyed["path"] = _resolve(hp["path"])
-            keyed["files"] = _file_stamps(Path(hp["path"]))
+            keyed["files"] = _file_stamps(Path(hp["path"]).expanduser())
         digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
         root = Path(hp["cache_dir"] or Path.home() / ".cache" / "lit_ner").expanduser()
         return root / digest
@@ -151,7 +153,7 @@ class NerDataModule(L.LightningDataModule):
         """The sentences as words and tags (already in `train_scheme`), as read from the source."""
         hp = self.hparams
         if hp.synthetic == "books":
-            raw = make_book_corpus(hp.synthetic_size, seed=hp.seed)
+            raw = make_book_corpus(hp.synthetic_size, seed=hp.seed, validation_fraction=hp.validation_fraction)
         else:
             raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS})
         where = "the book corpus" if hp.synthetic else f"data.path={hp.path}" if hp.path else f"hub {hp.hub_name}"
@@ -202,17 +204,36 @@ class NerDataModule(L.LightningDataModule):
                     "(each word is scored once)",
                     name, info["split_sentences"], self.hparams.max_length,
                 )  # fmt: skip
-        # write next to the target, then rename: a killed run never leaves a half-written cache behind
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        words.save_to_disk(str(partial / "words"))
-        encoded.save_to_disk(str(partial / "encoded"))
-        (partial / "meta.json").write_text(json.dumps(meta, indent=1))
-        if target.exists():  # another process of the same node finished first
-            shutil.rmtree(partial)
-        else:
+        # write next to the target under a name of this process's own, then rename: a killed run never leaves a
+        # half-written cache behind, and two runs preparing the same data at once cannot clobber each other
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
+        try:
+            words.save_to_disk(str(partial / "words"))
+            encoded.save_to_disk(str(partial / "encoded"))
+            (partial / "meta.json").write_text(json.dumps(meta, indent=1))
             partial.rename(target)
+        except OSError:
+            if not (target / "meta.json").exists():  # not "another process finished first": a real failure
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         log.info("encoded data cached in %s", target)
+
+    def wait_for_cache(self, timeout: float = 6 * 3600, poll: float = 2.0) -> None:
+        """In the processes that do not prepare the data: wait until the process that does has cached it."""
+        meta_file = self.cache_path / "meta.json"
+        deadline = time.monotonic() + timeout
+        if not meta_file.exists():
+            log.info("waiting for local rank 0 to encode the data into %s", meta_file.parent)
+        while not meta_file.exists():
+            if time.monotonic() > deadline:
+                raise DataError(
+                    f"no encoded data appeared in {meta_file.parent} within {timeout:.0f} s; local rank 0 of this "
+                    "node prepares it: see its log for the error (data.cache_dir must be visible to all processes "
+                    "of a node)"
+                )
+            time.sleep(poll)
 
     def _check_max_length(self, tokenizer: Any) -> None:
         config = AutoConfig.from_pretrained(self.hparams.tokenizer)
@@ -343,5 +364,13 @@ def _resolve(name_or_path: str) -> str:
 
 
 def _file_stamps(path: Path) -> list[tuple[str, int, int]]:
+    """Size and time of each data file under `path`, leaving out what reading it writes there: `datasets`' own
+    cache-*.arrow files beside a save_to_disk folder, and hidden files or folders."""
+    if not path.exists():
+        return []
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files if path.exists()]
+    kept = [
+        p for p in files
+        if not p.name.startswith("cache-") and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    ]  # fmt: skip
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in kept]
