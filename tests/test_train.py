@@ -57,6 +57,39 @@ def test_every_experiment_composes_and_instantiates(experiment: str, tiny_model:
         assert not any("layer.1." in n or "classifier" in n for n in frozen)
 
 
+# the recipes of the brief: (encoder, lr, epochs, batch size)
+RECIPES = {
+    "wikiann": ("distilbert-base-uncased", 2e-5, 2, 16),
+    "conll2003": ("bert-base-cased", 2e-5, 3, 32),
+    "btc": ("bert-base-cased", 5e-5, 5, 32),
+    "btc_frozen": ("bert-base-cased", 5e-5, 5, 32),
+    "textminr": ("bert-base-multilingual-cased", 5e-5, 3, 32),
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(RECIPES))
+def test_experiments_hold_the_recipes(experiment: str) -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"])
+    got = (cfg.model.model_name_or_path, cfg.model.lr, cfg.trainer.max_epochs, cfg.data.batch_size)
+    assert got == RECIPES[experiment]
+    if experiment == "conll2003":
+        assert cfg.model.weight_decay == 0.01
+    if experiment == "btc_frozen":
+        assert cfg.model.train_last_layers == 1
+    if experiment == "textminr":
+        assert cfg.data.scheme == "plain" and cfg.data.hub_name == "textminr/ner_tokenized"
+
+
+def test_bf16_mixed_precision_trains_with_fused_adamw_and_clipping(tiny_model: Path, tmp_path: Path) -> None:
+    # trainer=gpu's precision on CPU: the same Lightning plugin, which will not clip for a fused optimizer itself
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.precision=bf16-mixed",
+                   "trainer.max_epochs=1", "test=false", "export=false", size=48)  # fmt: skip
+    result = train(cfg)
+    assert result["best_val_f1"] is not None and cfg.trainer.gradient_clip_val > 0
+
+
 @pytest.fixture(scope="module")
 def straight_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("straight")
@@ -114,6 +147,8 @@ def test_csv_logger_records_the_epochs_and_the_final_scores(tiny_model: Path, tm
     assert any(r.get("val/f1") for r in rows) and any(r.get("test/f1") for r in rows)
     final = [float(r["hp/test_f1"]) for r in rows if r.get("hp/test_f1")]
     assert final == [pytest.approx(result["scores"]["test/f1"])]
+    best = [float(r["hp/val_f1"]) for r in rows if r.get("hp/val_f1")]
+    assert best == [pytest.approx(result["best_val_f1"])]  # the tested and exported epoch's score
     assert "model.lr" in (tmp_path / "run" / "csv" / "hparams.yaml").read_text()
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
 

@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
 
@@ -24,9 +25,22 @@ def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Mod
         (m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == depth),
         None,
     )
-    if layers is None:
-        raise ValueError(f"cannot find the {depth} transformer layers of {type(base).__name__} to freeze them")
+    if layers is None:  # e.g. ALBERT, whose layers share one set of weights
+        raise ConfigError(
+            f"cannot find the {depth} transformer layers of {type(base).__name__}, so model.freeze_layers, "
+            "model.train_last_layers, model.freeze_embeddings and model.layer_lr_decay do not apply to it; leave "
+            "them at their defaults (or use model.head_only=true)"
+        )
     return getattr(base, "embeddings", None), list(layers)
+
+
+def group_name(depth: int, n_layers: int) -> str:
+    """The optimizer group of a parameter `depth` layers below the head (the embeddings lie below every layer)."""
+    if depth > n_layers:
+        return "embeddings"
+    if depth:
+        return f"layer_{n_layers - depth}"
+    return "head" if n_layers else "model"  # "model": the layers are not told apart
 
 
 def frozen_modules(
@@ -37,9 +51,11 @@ def frozen_modules(
     head_only: bool,
 ) -> list[nn.Module]:
     """Which parts to freeze: the embeddings, the first N layers, all but the last K layers, or the whole encoder."""
-    embeddings, layers = encoder_parts(model)
     if head_only:
         return [model.base_model]
+    if not freeze_embeddings and not freeze_layers and train_last_layers is None:
+        return []  # full fine-tuning works for any encoder, even one whose layers cannot be told apart
+    embeddings, layers = encoder_parts(model)
     if train_last_layers is not None:
         freeze_layers = max(freeze_layers, len(layers) - train_last_layers)
         freeze_embeddings = True
@@ -160,9 +176,11 @@ class NerModule(L.LightningModule):
         self.log_dict({f"test/strict_{k}": v for k, v in strict.items() if k in ("precision", "recall", "f1")})
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # dropout draws depend on (seed, step, rank) alone, so a resumed run reproduces the uninterrupted
-        # one exactly, whatever consumed random numbers before (model init, restore, sanity checks)
-        seed = (self.hparams.seed * 1_000_003 + self.global_step * 101 + self.global_rank) % 2**32
+        # dropout draws depend on (seed, epoch, batch, rank) alone, so a resumed run reproduces the uninterrupted
+        # one exactly, whatever consumed random numbers before (model init, restore, sanity checks); the batch
+        # index, not the optimizer step, so the micro-batches of an accumulated step draw different masks
+        seed = ((self.hparams.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx) * 101 + self.global_rank
+        seed %= 2**32
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
@@ -172,7 +190,12 @@ class NerModule(L.LightningModule):
         """AdamW groups: no weight decay on biases and LayerNorm weights; with `layer_lr_decay` < 1 each layer
         below the top gets lr * decay**depth (embeddings lowest). Frozen parameters stay out."""
         hp = self.hparams
-        embeddings, layers = encoder_parts(self.model)
+        try:
+            embeddings, layers = encoder_parts(self.model)
+        except ConfigError:
+            if hp.layer_lr_decay != 1.0:
+                raise
+            embeddings, layers = None, []  # one learning rate: no need to know the layers
         depth_of: dict[int, int] = {}
         for p in embeddings.parameters() if embeddings is not None else []:
             depth_of[id(p)] = len(layers) + 1
@@ -197,8 +220,7 @@ class NerModule(L.LightningModule):
                     "params": [],
                     "weight_decay": hp.weight_decay if decay else 0.0,
                     "lr": hp.lr * hp.layer_lr_decay**depth,
-                    "name": f"{'embeddings' if depth > len(layers) else f'layer_{len(layers) - depth}' if depth else 'head'}"
-                    f"{'' if decay else '_no_decay'}",
+                    "name": group_name(depth, len(layers)) + ("" if decay else "_no_decay"),
                 },
             )
             group["params"].append(p)
@@ -209,12 +231,29 @@ class NerModule(L.LightningModule):
         counts = {g["name"]: sum(p.numel() for p in g["params"]) for g in groups}
         total = sum(p.numel() for p in self.model.parameters())
         log.info("trainable parameters: %d of %d (%s)", sum(counts.values()), total, counts)
-        # fused AdamW: one kernel for all parameters instead of a loop over them (CUDA, and CPU since torch 2.4)
-        fused = all(p.device.type in ("cuda", "cpu") for g in groups for p in g["params"])
+        # fused AdamW: one kernel for all parameters instead of a loop over them (CUDA, and CPU since torch 2.4);
+        # not under fp16's GradScaler, which has to unscale the gradients before they are clipped
+        fused = self.trainer.precision != "16-mixed" and all(
+            p.device.type in ("cuda", "cpu") for g in groups for p in g["params"]
+        )
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, fused=fused or None)
         steps = self.trainer.estimated_stepping_batches
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * steps), steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: Any = None
+    ) -> None:
+        # Lightning's mixed-precision plugin refuses to clip for a fused optimizer, for fear of fp16-scaled
+        # gradients; lit_ner fuses only without a scaler (fp32, bf16), where the gradients are the true ones
+        if gradient_clip_val and isinstance(self.trainer.precision_plugin, MixedPrecision):
+            params = [p for p in self.parameters() if p.grad is not None]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_fit_start(self) -> None:
         groups = self.parameter_groups()

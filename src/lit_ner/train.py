@@ -131,8 +131,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=[instantiate(c) for c in cfg.get("callbacks", {}).values()],
         logger=[instantiate(lg) for lg in cfg.get("logger", {}).values()] or False,
     )
-    if trainer.is_global_zero:
-        datamodule.prepare_data()  # reads and encodes the data once; other processes read the cache
+    # one process per node reads and encodes the data; the others wait for its cache (under torchrun or SLURM
+    # every process starts at once; Lightning's own launcher starts them later, inside fit)
+    if trainer.local_rank == 0:
+        datamodule.prepare_data()
+    else:
+        datamodule.wait_for_cache()
     if trained_labels is not None and trained_labels != datamodule.labels:
         raise ConfigError(
             f"the checkpoint {ckpt} was trained with labels {trained_labels}, the data has "
@@ -171,7 +175,9 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     if cfg.export:
         folder = export_model(model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta)
         result["export"] = str(folder)
-    final = {f"hp/{k.replace('/', '_')}": v for k, v in scores.items() if k in ("val/f1", "test/f1")}
+    # the best epoch's validation score (the checkpoint that was tested and exported), not the last epoch's
+    final = {"hp/val_f1": result["best_val_f1"], "hp/test_f1": scores.get("test/f1")}
+    final = {k: v for k, v in final.items() if v is not None}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab: hyper-parameters next to the final scores
             logger.log_hyperparams(flat_params(cfg), final)
@@ -184,7 +190,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
     if result["best_checkpoint"]:
         lines.append(f"  checkpoints  {Path(result['best_checkpoint']).parent} (best.ckpt, last.ckpt)")
-    lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
+    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
     if "export" in result:
         lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
     if result["best_val_f1"] is not None:
@@ -253,7 +260,8 @@ class SweepSummary(HydraCallback):
                     "status": run.get("status", "ok"),
                 }
             )
-        rows.sort(key=lambda r: -float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
+        sign = -1 if config.get("optimized_mode", "max") == "max" else 1
+        rows.sort(key=lambda r: sign * float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
         with open(sweep_dir / "summary.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"])
             writer.writeheader()
