@@ -178,23 +178,37 @@ def test_resume_with_other_labels_stops_with_the_difference(straight_run, tiny_m
         train(cfg)
 
 
+def test_resume_with_another_recipe_names_the_keys(straight_run, tiny_model: Path, tmp_path: Path) -> None:
+    from lit_ner.errors import ConfigError
+
+    run_dir, _ = straight_run
+    cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"ckpt_path={run_dir}", "model.lr=0.5", "data.max_length=64")
+    with pytest.raises(ConfigError, match="other settings") as raised:
+        train(cfg)
+    assert "model.lr=0.5" in str(raised.value) and "data.max_length=64" in str(raised.value)
+    assert ".hydra/overrides.yaml" in str(raised.value)
+
+
 def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = [
-        sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3",
+        sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3", "model.freeze_layers=0,5",
         f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120",
         f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    for run in ("0", "1"):
-        assert (sweep / run / "metrics.json").exists()
-        assert (sweep / run / "checkpoints" / "best.ckpt").exists()
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
-    lrs = {float(o.split("=")[1]) for r in rows for o in r["overrides"].split() if o.startswith("model.lr=")}
+    assert len(rows) == 4
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [r for r in rows if r["status"] != "ok"]
+    assert all("model.freeze_layers=0" in r["overrides"] for r in ok)  # the tiny model has 2 layers
+    assert len(failed) == 2 and all(r["status"].startswith("failed: ConfigError") for r in failed)
+    for r in ok:
+        assert (sweep / r["run"] / "checkpoints" / "best.ckpt").exists()
+    lrs = {float(o.split("=")[1]) for r in ok for o in r["overrides"].split() if o.startswith("model.lr=")}
     assert lrs == {1e-3, 3e-3}
-    scores = [float(r["best_val_f1"]) for r in rows]
-    assert scores == sorted(scores, reverse=True)  # best first
+    scores = [float(r["best_val_f1"]) for r in ok]
+    assert scores == sorted(scores, reverse=True) and rows[:2] == ok  # best first, failed runs last
     assert (sweep / "summary.md").read_text().count("| ok |") == 2

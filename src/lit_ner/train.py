@@ -55,6 +55,11 @@ def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]
 
 def checkpoint_labels(path: Path) -> list[str]:
     """The labels a lit_ner checkpoint was trained with; a file that is not one stops the run before any work."""
+    return list(read_checkpoint(path)["hyper_parameters"]["labels"])
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A lit_ner training checkpoint, checked and loaded safely (its tensors memory-mapped, not read)."""
     fix = "Resume from another checkpoint of the run (checkpoints/best.ckpt) or start a new run without ckpt_path."
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-short one has no central directory
         raise ConfigError(
@@ -69,7 +74,7 @@ def checkpoint_labels(path: Path) -> list[str]:
     if damaged is not None:
         raise ConfigError(f"ckpt_path={path} is damaged: its entry {damaged} fails the zip integrity check. {fix}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
         raise ConfigError(
             f"ckpt_path={path} holds objects other than tensors and plain values, and lit_ner loads checkpoints "
@@ -87,7 +92,33 @@ def checkpoint_labels(path: Path) -> list[str]:
             "Give a run folder or its checkpoints/last.ckpt; to start from exported weights, set "
             "model.model_name_or_path=<export folder> instead."
         )
-    return list(labels)
+    return checkpoint
+
+
+# settings that may differ on resume without changing what is trained: where things are, how many workers
+RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer"}
+
+
+def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:
+    """A resume must train what the checkpoint trained: a different encoder, recipe or data encoding would give a
+    cryptic state-dict error or a silently inexact run. Stop with the keys that differ."""
+    differ = []
+    for group, saved in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        now = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, then in checkpoint.get(saved, {}).items():
+            if key in RESUME_FREE or key not in now:
+                continue
+            if key == "model_name_or_path":  # a folder may move (another virtual environment): compare names
+                then, value = Path(str(then)).name, Path(str(now[key])).name
+            else:
+                value = now[key]
+            if then != value:
+                differ.append(f"{group}.{key}={now[key]} (the checkpoint has {checkpoint[saved][key]})")
+    if differ:
+        raise ConfigError(
+            f"ckpt_path={ckpt} was trained with other settings: {'; '.join(differ)}. Resume with the original "
+            "experiment and overrides (listed in <run>/.hydra/overrides.yaml), or start a new run without ckpt_path."
+        )
 
 
 def check_writable(folder: Path, key: str) -> None:
@@ -118,7 +149,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """The whole job, callable in-process (tests compose a config and call this)."""
     started = time.perf_counter()
     ckpt, original_run = resolve_checkpoint(cfg.get("ckpt_path"))
-    trained_labels = checkpoint_labels(ckpt) if ckpt is not None else None  # an unreadable file stops here, first
+    saved = read_checkpoint(ckpt) if ckpt is not None else None  # an unreadable file stops here, first
+    if saved is not None:
+        check_resume_config(saved, cfg, ckpt)
+    trained_labels = list(saved["hyper_parameters"]["labels"]) if saved is not None else None
     if original_run is not None:
         cfg.run_dir = str(original_run)  # the resumed run continues in its own folder and TensorBoard run
     run_dir = Path(cfg.run_dir)
@@ -246,9 +280,12 @@ class SweepSummary(HydraCallback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = []
-        for metrics_file in sorted(sweep_dir.glob("*/metrics.json")):
-            run = json.loads(metrics_file.read_text())
-            overrides_file = metrics_file.parent / ".hydra" / "overrides.yaml"
+        for hydra_dir in sorted(sweep_dir.glob("*/.hydra")):
+            metrics_file = hydra_dir.parent / "metrics.json"
+            # a run killed outright (out of memory, pre-empted) wrote no metrics: list it, do not drop it
+            missing = {"status": "no metrics.json (killed?)", "best_val_f1": None, "scores": {}}
+            run = json.loads(metrics_file.read_text()) if metrics_file.exists() else missing
+            overrides_file = hydra_dir / "overrides.yaml"
             overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
             score = run.get("best_val_f1")
             rows.append(
