@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from test_train import make_cfg
 from transformers import pipeline
 
+from lit_ner.errors import ConfigError
 from lit_ner.predict import STRATEGIES, NerPredictor, main, token_sources
 from lit_ner.train import train
 
@@ -166,7 +168,10 @@ def test_cli_needs_neither_lightning_nor_hydra_and_names_a_missing_model(tmp_pat
     assert f"model={tmp_path / 'nowhere'}" in done.stderr and "no exported model" in done.stderr
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "transformers" in imported and "lit_ner.errors" in imported  # the module itself runs as __main__
-    training_only = ("lightning", "pytorch_lightning", "hydra", "omegaconf", "lit_ner.data", "lit_ner.module")
+    # lit_ner.data.encode (the tokenizer checks) is allowed: the package's NerDataModule is imported lazily
+    training_only = (
+        "lightning", "pytorch_lightning", "hydra", "omegaconf", "lit_ner.data.datamodule", "lit_ner.module"
+    )  # fmt: skip
     assert [m for m in imported if m.startswith(training_only)] == []
 
 
@@ -184,3 +189,42 @@ def test_cli_errors_name_the_file_and_line_and_keep_the_old_output(model_folder:
         main([f"model={model_folder}", f"input={bad}"])
     with pytest.raises(SystemExit, match="nothing.txt: cannot read"):
         main([f"model={model_folder}", f"input={tmp_path / 'nothing.txt'}"])
+
+
+def test_scores_do_not_depend_on_the_tokenizer_padding_side(model_folder: Path) -> None:
+    predictor = NerPredictor.from_pretrained(model_folder, batch_size=4, device="cpu")
+    right = predictor(SENTENCES)
+    predictor.tokenizer.padding_side = "left"  # as some models save it; each row's scores are its first tokens
+    assert_same_entities([e for s in predictor(SENTENCES) for e in s], [e for s in right for e in s])
+
+
+def test_a_folder_that_is_no_export_stops_with_what_to_give(model_folder: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "weights_only"  # config and weights, but no tokenizer files: every word would be [UNK]
+    weights.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(model_folder / name, weights / name)
+    with pytest.raises(ConfigError, match="no vocabulary beyond its special tokens"):
+        NerPredictor.from_pretrained(weights, device="cpu")
+    (weights / "model.safetensors").unlink()  # a config alone (a run or cache folder)
+    with pytest.raises(ConfigError, match=re.escape(f"model={weights}: cannot load a model") + ".*<run_dir>/model"):
+        NerPredictor.from_pretrained(weights, device="cpu")
+
+
+def test_window_sizes_are_checked_and_named(model_folder: Path) -> None:
+    with pytest.raises(ConfigError, match="max_length=129: above the 128 positions"):  # the tiny model has 128
+        NerPredictor.from_pretrained(model_folder, max_length=129, device="cpu")
+    with pytest.raises(ConfigError, match="max_length=2: leaves no room"):  # [CLS] and [SEP] fill it
+        NerPredictor.from_pretrained(model_folder, max_length=2, device="cpu")
+    for arg in ("max_length=0", "batch_size=0", "stride=-1", "max_length=x"):
+        with pytest.raises(SystemExit, match=re.escape(arg) + ": expected a whole number"):
+            main([f"model={model_folder}", "text=Alan Walker", arg])
+
+
+def test_input_must_be_json_lines_and_may_open_with_a_byte_order_mark(model_folder: Path, tmp_path: Path, capsys):
+    array = tmp_path / "docs.json"
+    array.write_text(json.dumps([{"text": SENTENCES[0]}], indent=1))  # what json.dump writes: one array
+    with pytest.raises(SystemExit, match=re.escape(f"input={array} must be JSON Lines: one object a line")):
+        main([f"model={model_folder}", f"input={array}"])
+    array.write_text(json.dumps({"text": SENTENCES[0]}) + "\n", encoding="utf-8-sig")  # as Windows Notepad saves
+    main([f"model={model_folder}", f"input={array}"])
+    assert json.loads(capsys.readouterr().out)["text"] == SENTENCES[0]

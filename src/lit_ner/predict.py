@@ -14,7 +14,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import (
     AutoModelForTokenClassification,
-    AutoTokenizer,
     BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -22,6 +21,7 @@ from transformers import (
 )
 from transformers.pipelines.token_classification import AggregationStrategy
 
+from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
 from lit_ner.errors import ConfigError, DataError
 
 STRATEGIES = ("simple", "first", "average", "max")
@@ -70,9 +70,19 @@ class NerPredictor:
         self.strategy = AggregationStrategy(aggregation_strategy)
         # tokenizers without a saved limit report a huge model_max_length: the position embeddings are the real one
         saved = tokenizer.model_max_length
-        self.max_length = max_length or (saved if saved < 100_000 else model.config.max_position_embeddings)
-        self.stride = self.max_length // 4 if stride is None else stride  # tokens shared by consecutive windows
+        limit = position_limit(model.config)
+        self.max_length = max_length or min(saved, limit or saved)
+        if limit and self.max_length > limit:  # positions past the limit would index outside the embeddings
+            raise ConfigError(
+                f"max_length={self.max_length}: above the {limit} positions the model reads; give {limit} or less"
+            )
         content = self.max_length - tokenizer.num_special_tokens_to_add()
+        if content < 1:
+            raise ConfigError(
+                f"max_length={self.max_length}: leaves no room for text beside the model's "
+                f"{tokenizer.num_special_tokens_to_add()} special tokens"
+            )
+        self.stride = self.max_length // 4 if stride is None else stride  # tokens shared by consecutive windows
         if not 0 <= self.stride < content:
             raise ConfigError(f"stride={self.stride}: must be at least 0 and below {content} (the tokens in a window)")
         self.batch_size = batch_size
@@ -96,8 +106,15 @@ class NerPredictor:
                 "Give the folder lit_ner.train exported: <run_dir>/model."
             )
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True).to(device)
+        except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(
+                f"model={folder}: cannot load a model from it ({reason}). Give the folder lit_ner.train exported: "
+                "<run_dir>/model."
+            ) from None
+        tokenizer = load_tokenizer(str(folder))  # stops on missing tokenizer files rather than tagging every word [UNK]
         return cls(model, tokenizer, aggregation_strategy, max_length, stride, batch_size)
 
     def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
@@ -149,7 +166,9 @@ class NerPredictor:
         rows = [{k: encoding[k][i] for k in keys} for i in range(len(encoding["input_ids"]))]
         scores = []
         for first in range(0, len(rows), self.batch_size):
-            batch = self.tokenizer.pad(rows[first : first + self.batch_size], return_tensors="pt").to(self.model.device)
+            # right padding whatever the tokenizer's default: the slice below keeps each row's first tokens
+            batch = self.tokenizer.pad(rows[first : first + self.batch_size], padding_side="right", return_tensors="pt")
+            batch = batch.to(self.model.device)
             with torch.inference_mode():
                 probs = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
             scores += [p[: len(row["input_ids"])] for p, row in zip(probs, rows[first : first + self.batch_size])]
@@ -205,25 +224,30 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def whole_number(args: dict[str, str], key: str) -> int | None:
+def whole_number(args: dict[str, str], key: str, minimum: int = 1) -> int | None:
+    """args[key] as an int, None when not given; 0 would otherwise pass silently as "not given" (`x or default`)."""
     if key not in args:
         return None
-    if not args[key].isdigit():
-        raise ConfigError(f"{key}={args[key]}: expected a whole number")
+    if not args[key].isdigit() or int(args[key]) < minimum:
+        raise ConfigError(f"{key}={args[key]}: expected a whole number, {minimum} or more")
     return int(args[key])
 
 
 def read_documents(path: Path) -> list[dict[str, Any]]:
     """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens`."""
     try:
-        lines = path.read_bytes().splitlines()
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"input={path}: cannot read the file ({err.strerror})") from None
     json_lines = path.suffix in (".jsonl", ".json")
+    if json_lines and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        # one JSON array (what json.dump writes) fails on its first line with a message that does not say why
+        raise DataError(f"input={path} must be JSON Lines: one object a line, not one JSON array")
+    lines = data.splitlines()
     records = []
     for line_number, line in enumerate(lines, 1):
         try:
-            text = line.decode("utf-8")
+            text = line.decode("utf-8-sig" if line_number == 1 else "utf-8")  # a byte-order mark may open the file
             if json_lines and not text.strip():
                 continue
             record = json.loads(text) if json_lines else {"text": text}
@@ -260,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         records = [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
-            whole_number(args, "stride"), whole_number(args, "batch_size") or 32, args.get("device"),
+            whole_number(args, "stride", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
         )  # fmt: skip
         progress = "input" in args
         by_text = [r for r in records if "tokens" not in r]

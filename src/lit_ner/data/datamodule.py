@@ -18,7 +18,7 @@ from transformers import AutoConfig
 import lit_ner
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
-from lit_ner.data.encode import encode_batch, load_tokenizer
+from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.readers import load_ner_dataset
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
@@ -168,7 +168,7 @@ class NerDataModule(L.LightningDataModule):
         words = self.load_words()
         meta = self._meta
         tokenizer = load_tokenizer(self.hparams.tokenizer)
-        self._check_max_length(tokenizer)
+        self._check_max_length()
         label2id = {label: i for i, label in enumerate(meta["labels"])}
         encoded = DatasetDict(
             {
@@ -235,11 +235,8 @@ class NerDataModule(L.LightningDataModule):
                 )
             time.sleep(poll)
 
-    def _check_max_length(self, tokenizer: Any) -> None:
-        config = AutoConfig.from_pretrained(self.hparams.tokenizer)
-        limit = getattr(config, "max_position_embeddings", None)
-        if limit and config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer"):
-            limit -= 2  # these models reserve two positions after the padding index
+    def _check_max_length(self) -> None:
+        limit = position_limit(AutoConfig.from_pretrained(self.hparams.tokenizer))
         if limit and self.hparams.max_length > limit:
             raise ConfigError(
                 f"data.max_length={self.hparams.max_length} is above the {limit} positions of "

@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from lit_ner.data.align import align_labels, plan_windows
 from lit_ner.errors import ConfigError
@@ -12,6 +12,16 @@ from lit_ner.errors import ConfigError
 # Byte-level BPE tokenizers glue a word to the one before it unless told that each
 # pre-split word starts after a space (what `add_prefix_space` does).
 BPE_MODEL_TYPES = {"roberta", "xlm-roberta", "deberta", "deberta-v2", "gpt2", "bloom", "longformer", "bart", "mpnet"}
+# these number positions from after the padding index, so two of max_position_embeddings are never usable
+OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer"}
+
+
+def position_limit(config: PretrainedConfig) -> int | None:
+    """The longest row, in sub-tokens, the model can read; None when its config sets no limit."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and config.model_type in OFFSET_POSITION_TYPES:
+        limit -= 2
+    return limit or None
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
