@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+import torch
 from PIL import Image
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
@@ -17,7 +18,8 @@ from seqeval.scheme import IOB2
 from test_train import make_cfg
 
 from lit_ner.errors import ConfigError
-from lit_ner.evaluate import confusion, evaluate, model_override, worst_sentences
+from lit_ner.evaluate import checked_scores, confusion, evaluate, load_model, model_override, worst_sentences
+from lit_ner.metrics import EntityMetric
 from lit_ner.train import CONFIG_DIR, train
 
 SIZE = 120  # sentences of the built-in corpus: the test split is its last 10%
@@ -205,3 +207,35 @@ def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## Default mode" in done.stdout
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["sentences"] == SIZE // 10
+
+
+def test_strict_scheme_comes_from_the_labels_not_the_gold() -> None:
+    # an IOBES model on data whose gold has only B/I/O tags, or no entity at all: seqeval must read IOBES too
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    gold = [["B-PER", "I-PER", "O"], ["O", "O", "O"]]
+    pred = [["B-PER", "E-PER", "O"], ["S-PER", "O", "O"]]
+    ids = {label: i for i, label in enumerate(labels)}
+    metric = EntityMetric(labels, mode="strict")
+    metric.update(torch.tensor([[ids[t] for t in s] for s in pred]), torch.tensor([[ids[t] for t in s] for s in gold]))
+    scores = checked_scores(metric, gold, pred)  # raised seqeval's "Invalid token is found: E-PER" before
+    assert scores["PER"]["support"] == 0 and scores["micro avg"]["precision"] == 0.0  # B I O is no IOBES entity
+
+
+def test_command_line_data_errors_are_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "lit_ner.evaluate", f"model={tiny_model}", f"output_dir={tmp_path / 'eval'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}", f"data.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    # no such data.path (a DataError in prepare_data); no data source (a ConfigError inside instantiate)
+    for wrong in (["data=local", f"data.path={tmp_path / 'nowhere'}"], ["data.synthetic=null"]):
+        done = subprocess.run([*command, *wrong], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert len([line for line in done.stderr.splitlines() if line.startswith("lit_ner: error:")]) == 1
+
+
+def test_a_checkpoint_that_is_not_one_stops_with_what_is_wrong(tmp_path: Path) -> None:
+    cut = tmp_path / "best.ckpt"
+    cut.write_bytes(b"PK\x03\x04 cut short")  # a zip's first bytes, no more: a copy interrupted early
+    with pytest.raises(ConfigError, match="not a PyTorch checkpoint"):
+        load_model(str(cut))

@@ -10,7 +10,6 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from seqeval.metrics import classification_report
@@ -20,11 +19,11 @@ from torch.utils.tensorboard import SummaryWriter
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
 
 from lit_ner.data import NerDataModule
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, DataError
 from lit_ner.export import markdown_table
-from lit_ner.metrics import IGNORE, EntityMetric
+from lit_ner.metrics import IGNORE, E, EntityMetric, S
 from lit_ner.module import NerModule, load_token_classifier
-from lit_ner.train import CONFIG_DIR
+from lit_ner.train import CONFIG_DIR, build, checkpoint_labels, exit_with
 
 NONE = "none"  # the confusion matrix's column of missed and row of spurious entities
 Tags = list[list[str]]  # one list of word tags (or words) per sentence
@@ -37,6 +36,7 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     if path.suffix == ".ckpt":
         if not path.is_file():
             raise ConfigError(f"model={name_or_path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
+        checkpoint_labels(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
         module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
     if path.is_dir() and not (path / "config.json").is_file():
@@ -51,7 +51,9 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
         return None, None, name_or_path
     labels = [config.id2label[i] for i in range(len(config.id2label))]
-    return AutoModelForTokenClassification.from_pretrained(name_or_path), labels, name_or_path
+    local = Path(name_or_path).expanduser().is_dir()  # safetensors only: a local pickle could run code on load
+    model = AutoModelForTokenClassification.from_pretrained(name_or_path, use_safetensors=True if local else None)
+    return model, labels, name_or_path
 
 
 @torch.inference_mode()
@@ -87,7 +89,9 @@ def checked_scores(metric: EntityMetric, gold: Tags, pred: Tags) -> dict[str, di
     support = sum(row["support"] for row in table.values())
     table["micro avg"] = {m: scores[m] for m in ("precision", "recall", "f1")} | {"support": support}
     if metric.mode == "strict":
-        scheme = IOBES if any(tag[:2] in ("E-", "S-") for tags in gold for tag in tags) else IOB2
+        # from the labels, by EntityMetric's own rule (any E- or S- label), not from the gold: gold with only
+        # B/I/O tags, or no entity at all, may still meet a model's IOBES predictions
+        scheme = IOBES if bool((metric.prefix_of_label & (E | S)).any()) else IOB2
         theirs = classification_report(gold, pred, output_dict=True, zero_division=0, mode="strict", scheme=scheme)
     else:
         theirs = classification_report(gold, pred, output_dict=True, zero_division=0)
@@ -234,7 +238,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model, model_labels, tokenizer = load_model(name)
     # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
     labels = model_labels or cfg.data.get("labels")
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer, labels=labels, _convert_="all")
+    datamodule = build(cfg.data, tokenizer=tokenizer, labels=labels, _convert_="all")  # its errors as themselves
     datamodule.prepare_data()
     datamodule.setup("test")
     if cfg.split not in datamodule.datasets:
@@ -303,7 +307,10 @@ def model_override(arg: str) -> str:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    try:
+        evaluate(cfg)
+    except (ConfigError, DataError) as err:
+        exit_with(err)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,12 @@ from collections import Counter
 
 import hydra
 import numpy as np
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lit_ner.data.encode import load_tokenizer
 from lit_ner.data.schemes import entity_spans
-from lit_ner.train import CONFIG_DIR
+from lit_ner.errors import ConfigError, DataError
+from lit_ner.train import CONFIG_DIR, build, exit_with
 
 
 def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose for notebooks)
@@ -45,7 +45,10 @@ def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose fo
 
 @hydra.main(config_path=CONFIG_DIR, config_name="inspect", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    print(describe(instantiate(cfg.data, _convert_="all")))
+    try:
+        print(describe(build(cfg.data, _convert_="all")))
+    except (ConfigError, DataError) as err:
+        exit_with(err)
 
 
 if __name__ == "__main__":
