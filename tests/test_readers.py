@@ -255,6 +255,31 @@ def test_save_to_disk_folder_maps_class_labels_and_drops_extra_columns(tmp_path:
     assert dd["validation"][:] == {"tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]]}
 
 
+@pytest.mark.parametrize(
+    "layout", [["data/train-00000-of-00001.parquet", "data/validation-00000-of-00001.parquet", "data/test.parquet"],
+               ["en/train/0000.parquet", "en/validation/0000.parquet", "en/test/0000.parquet"]],
+    ids=["named-files", "split-folders"],
+)  # fmt: skip
+def test_parquet_export_of_a_hub_dataset_keeps_label_names(tmp_path: Path, layout: list[str]) -> None:
+    for name, (_, split) in zip(layout, classlabel_dataset().items(), strict=False):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        split.to_parquet(str(tmp_path / name))
+    write(tmp_path, "README.md", "# a dataset card, not data")
+    dd = load_ner_dataset(path=str(tmp_path))
+    assert list(dd) == ["train", "validation", "test"] and dd["train"].features == FEATURES
+    assert dd["validation"][:] == {"tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]]}
+
+
+def test_parquet_errors_name_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "train.parquet", b"PAR1 this is not parquet")
+    with pytest.raises(DataError, match=r"train.parquet: not a readable parquet file"):
+        load_ner_dataset(path=str(tmp_path))
+    Dataset.from_dict({"tokens": [["a"]], "labels": [["O"]]}).to_parquet(str(tmp_path / "train.parquet"))
+    missing = r"no column 'tags or ner_tags' \(columns: \['tokens', 'labels'\]\); set data.tags_field"
+    with pytest.raises(DataError, match=missing):
+        load_ner_dataset(path=str(tmp_path))
+
+
 def test_hub_dataset_is_mapped_like_a_saved_one(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kw: calls.append((args, kw)) or classlabel_dataset())

@@ -1,5 +1,6 @@
-"""Reading NER data from the Hugging Face Hub, CoNLL column files, JSON (lines), save_to_disk folders or TextminR
-rows into one shape: a DatasetDict with train/validation(/test) splits of `tokens` and `tags` (tag strings)."""
+"""Reading NER data from the Hugging Face Hub, CoNLL column files, JSON (lines), parquet files (a Hub dataset's
+parquet export), save_to_disk folders or TextminR rows into one shape: a DatasetDict with train/validation(/test)
+splits of `tokens` and `tags` (tag strings)."""
 
 import json
 import logging
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from datasets.exceptions import DatasetNotFoundError
 from huggingface_hub.errors import LocalEntryNotFoundError
@@ -24,7 +27,7 @@ SPLITS = ("train", "validation", "test")
 FORMATS = ("auto", "conll", "json", "disk", "textminr")
 FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string"))})
 _JSON_SUFFIXES = {".json", ".jsonl"}
-_DATA_SUFFIXES = {".txt", ".conll", ".tsv", ".iob", ".bio"} | _JSON_SUFFIXES
+_DATA_SUFFIXES = {".txt", ".conll", ".tsv", ".iob", ".bio", ".parquet"} | _JSON_SUFFIXES
 _DEFAULT_TAG_FIELDS = ("tags", "ner_tags")
 _SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testb": "test", "testing": "test"} | {
     name: "validation" for name in ("validation", "valid", "val", "dev", "development", "testa")
@@ -113,7 +116,8 @@ def _from_arrow(loaded: Dataset | DatasetDict, source: str, opts: _Options) -> d
 
 def _to_tokens_tags(ds: Dataset, source: str, opts: _Options) -> Dataset:
     tags_field = opts.tags_field or next((f for f in _DEFAULT_TAG_FIELDS if f in ds.column_names), None)
-    for field, key in ((opts.tokens_field, "tokens_field"), (tags_field, "tags_field")):
+    wanted = ((opts.tokens_field, "tokens_field"), (tags_field or " or ".join(_DEFAULT_TAG_FIELDS), "tags_field"))
+    for field, key in wanted:
         if field not in ds.column_names:
             raise DataError(f"{source}: no column {field!r} (columns: {ds.column_names}); set data.{key}")
     names = _label_names(ds.features[tags_field], opts.label_names, source)
@@ -201,6 +205,8 @@ def _discover_splits(root: Path) -> dict[str, list[Path]]:
     for file in sorted(root.rglob("*")):
         hidden = any(part.startswith(".") for part in file.relative_to(root).parts)
         split = None if hidden or not file.is_file() else _split_of_file(file.name)
+        if split is None and file.parent != root and file.suffix.lower() in _DATA_SUFFIXES:
+            split = _normalise_split(file.parent.name)  # the Hub's parquet layout: <config>/<split>/0000.parquet
         if split:
             found.setdefault(split, []).append(file)
     for split, files in found.items():
@@ -232,9 +238,22 @@ def _glob_splits(root: Path, data_files: Mapping) -> dict[str, list[Path]]:
 
 
 def _read_files(paths: list[Path], opts: _Options) -> Dataset:
-    read = [_read_file(file, opts) for file in paths]
+    parquet = [file for file in paths if file.suffix.lower() == ".parquet"]
+    read = [_read_file(file, opts) for file in paths if file not in parquet]
     rows = {"tokens": [s for tokens, _ in read for s in tokens], "tags": [s for _, tags in read for s in tags]}
-    return Dataset.from_dict(rows, features=FEATURES)
+    parts = [_read_parquet(file, opts) for file in parquet]
+    return datasets.concatenate_datasets(parts + [Dataset.from_dict(rows, features=FEATURES)] if read else parts)
+
+
+def _read_parquet(file: Path, opts: _Options) -> Dataset:
+    """A parquet file (a Hub dataset's parquet export: ClassLabel names ride in its schema) as tokens and tags."""
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{file}: not a readable parquet file ({err}); replace it, or leave it out") from None
+    if table.num_rows == 0:
+        raise DataError(f"{file}: the file is empty; fill it, or remove it (or leave it out with data.data_files)")
+    return _to_tokens_tags(Dataset(table), str(file), opts)
 
 
 def _read_file(file: Path, opts: _Options) -> tuple[list[list[str]], list[list[str]]]:
