@@ -68,6 +68,10 @@ def test_case_insensitive_fallback_and_whole_words_only() -> None:
 def test_initials_and_possessives_follow_the_project_word_splitter() -> None:
     got = tagged("J.R.R. Tolkien's novel", author="J.R.R. Tolkien")
     assert [token for token, _ in got] == ["J", ".", "R", ".", "R", ".", "Tolkien"]
+    tokens, tags, _ = tag_prompt("Alan Walker’s O’Brien-like novel", {"author": "Alan Walker", "date": None})
+    assert list(zip(tokens, tags)) == [
+        ("Alan", "AUTHOR"), ("Walker", "AUTHOR"), ("’s", "O"), ("O’Brien-like", "O"), ("novel", "O")
+    ]  # fmt: skip
 
 
 def test_rows_whose_author_is_not_in_the_prompt_are_skipped_and_reported(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,8 +4,9 @@ import re
 
 # A word is a run of letters/digits, optionally joined by inner hyphens or apostrophes
 # ("Jean-Paul", "O'Brien"); a trailing possessive "'s" is its own word, as in the
-# Penn Treebank convention, so "Walker's" -> "Walker", "'s" and the name stays clean.
-_WORD = re.compile(r"'s\b|\w+(?:[-'’]\w+)*(?<!'s)|[^\w\s]", re.UNICODE)
+# Penn Treebank convention, so "Walker's" -> "Walker", "'s" and the name stays clean (also with the typographic
+# apostrophe: "Walker’s" -> "Walker", "’s").
+_WORD = re.compile(r"['’]s\b|\w+(?:[-'’]\w+)*(?<!['’]s)|[^\w\s]", re.UNICODE)
 
 
 def split_words(text: str) -> list[tuple[str, int, int]]:
