@@ -183,7 +183,7 @@ def worst_sentences(tokens: Tags, gold: Tags, pred: Tags, n: int) -> list[dict[s
 def write_conll(path: Path, tokens: Tags, gold: Tags, pred: Tags) -> None:
     """conlleval's input: one `word gold predicted` line per word, a blank line after each sentence."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         for sentence_words, sentence_gold, sentence_pred in zip(tokens, gold, pred):
             for word, g, p in zip(sentence_words, sentence_gold, sentence_pred):
                 f.write(f"{'_'.join(word.split()) or '_'} {g} {p}\n")  # a space inside a word would add a column
@@ -290,8 +290,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with SummaryWriter(report["files"]["tensorboard"]) as writer:
         writer.add_figure(f"{cfg.split}/confusion_matrix", figure)
         writer.add_text(f"{cfg.split}/report", markdown)
-    (out / "report.md").write_text(markdown)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "report.md").write_text(markdown, encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(markdown)
     return report
 

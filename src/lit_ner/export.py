@@ -80,5 +80,5 @@ def export_model(
     folder.mkdir(parents=True, exist_ok=True)
     module.model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    (folder / "README.md").write_text(model_card(module, data, scores, meta))
+    (folder / "README.md").write_text(model_card(module, data, scores, meta), encoding="utf-8")
     return folder

@@ -228,7 +228,7 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
             logger.log_hyperparams(flat_params(cfg))
             logger.log_metrics(final, step=trainer.global_step)
         logger.save()
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
 
     lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
     if result["best_checkpoint"]:
@@ -293,7 +293,7 @@ class SweepSummary(HydraCallback):
             metrics_file = hydra_dir.parent / "metrics.json"
             # a run killed outright (out of memory, pre-empted) wrote no metrics: list it, do not drop it
             missing = {"status": "no metrics.json (killed?)", "best_val_f1": None, "scores": {}}
-            run = json.loads(metrics_file.read_text()) if metrics_file.exists() else missing
+            run = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else missing
             overrides_file = hydra_dir / "overrides.yaml"
             overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
             score = run.get("best_val_f1")
@@ -308,13 +308,13 @@ class SweepSummary(HydraCallback):
             )
         sign = -1 if config.get("optimized_mode", "max") == "max" else 1
         rows.sort(key=lambda r: sign * float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
-        with open(sweep_dir / "summary.csv", "w", newline="") as f:
+        with open(sweep_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"])
             writer.writeheader()
             writer.writerows(rows)
         table = ["| run | overrides | best val/f1 | test f1 | status |", "|---|---|---|---|---|"]
         table += [f"| {r['run']} | {r['overrides']} | {r['best_val_f1']} | {r['test_f1']} | {r['status']} |" for r in rows]
-        (sweep_dir / "summary.md").write_text("\n".join(table) + "\n")
+        (sweep_dir / "summary.md").write_text("\n".join(table) + "\n", encoding="utf-8")
         print(f"\nsweep summary ({len(rows)} runs, best first): {sweep_dir / 'summary.md'}\n" + "\n".join(table))
 
 
@@ -333,7 +333,7 @@ def main(cfg: DictConfig) -> float:
         log.exception("run failed; the sweep goes on")
         failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best_val_f1": None, "scores": {}}
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1))
+        (Path(cfg.run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1), encoding="utf-8")
         return float("nan")
     score = result["best_val_f1"]
     return float("nan") if score is None else score

@@ -107,7 +107,7 @@ def whole_command(job: dict[str, Any]) -> dict[str, float]:
     work = Path(job["work_dir"]) / "whole"
     work.mkdir(parents=True, exist_ok=True)
     recipe_job = work / "recipe_job.json"
-    recipe_job.write_text(json.dumps(job | {"work_dir": str(work), "whole": True}))
+    recipe_job.write_text(json.dumps(job | {"work_dir": str(work), "whole": True}), encoding="utf-8")
     commands = {
         "lit_ner": [sys.executable, "-m", "lit_ner.train", *lit_ner_overrides(job), f"hydra.run.dir={work / 'lit_ner'}",
                     f"data.cache_dir={work / 'cache'}", "demo_sentences=[]"],
@@ -117,7 +117,7 @@ def whole_command(job: dict[str, Any]) -> dict[str, float]:
     seconds = {}
     for side, command in commands.items():
         started = time.perf_counter()
-        with open(work / f"{side}.log", "w") as log:
+        with open(work / f"{side}.log", "w", encoding="utf-8") as log:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         if done.returncode:
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}); see {work / f'{side}.log'}")
@@ -139,7 +139,8 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
         cpu = names[0] if names else cpu
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> str:
     print("\n" + text)
     output = Path(args.output or f"outputs/bench/{datetime.now():%Y-%m-%d_%H-%M-%S}.md")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    output.write_text(text, encoding="utf-8")
     print(f"written to {output}")
     return text
 

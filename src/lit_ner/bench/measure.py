@@ -42,7 +42,7 @@ def write_bench_data(folder: Path, data: str | None, train_n: int, eval_n: int, 
             continue
         tokens, tags = words[split]["tokens"], words[split]["tags"]
         picked = sorted(rng.sample(range(len(tokens)), min(n, len(tokens))))
-        with open(folder / f"{split}.jsonl", "w") as f:
+        with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps({"tokens": tokens[i], "tags": tags[i]}) + "\n" for i in picked)
         sizes[split] = len(picked)
     return {"source": source, "labels": labels, "sentences": sizes, "validation": words["validation"].to_dict()}

@@ -131,4 +131,4 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    run_recipe(json.loads(Path(sys.argv[1]).read_text()))
+    run_recipe(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))

@@ -211,7 +211,7 @@ class NerDataModule(L.LightningDataModule):
         try:
             words.save_to_disk(str(partial / "words"))
             encoded.save_to_disk(str(partial / "encoded"))
-            (partial / "meta.json").write_text(json.dumps(meta, indent=1))
+            (partial / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
             partial.rename(target)
         except OSError:
             if not (target / "meta.json").exists():  # not "another process finished first": a real failure
@@ -251,7 +251,7 @@ class NerDataModule(L.LightningDataModule):
             meta_file = self.cache_path / "meta.json"
             if not meta_file.exists():
                 raise RuntimeError("call prepare_data() before asking for labels: the data is not encoded yet")
-            self._meta = json.loads(meta_file.read_text())
+            self._meta = json.loads(meta_file.read_text(encoding="utf-8"))
         return self._meta
 
     @property
