@@ -66,6 +66,10 @@ def test_batches_pad_to_the_longest_row_and_keep_windows_together(tiny_model: Pa
     assert sum(rows) >= 1  # the long sentence continues over several rows
     for batch in val:  # a continuing row never opens a batch: the metric joins windows within a batch
         assert not batch["continues"][0]
+        # a continuing row reads the same sentence as the row before it; every sentence is read
+        sentences = batch["sentence"].tolist()
+        assert all(s == sentences[i - 1] for i, s in enumerate(sentences) if batch["continues"][i])
+    assert sorted({s for b in val for s in b["sentence"].tolist()}) == list(range(len(dm.words()["validation"]["tags"])))
     sizes = [b["attention_mask"].sum(1).max().item() for b in val]
     assert sizes == sorted(sizes)  # evaluation in length order
 

@@ -63,18 +63,15 @@ def predict_words(
     """Predicted label ids of each sentence's words, read on each scored word's first sub-token (where the
     encoded gold is not IGNORE). The windows of a long sentence are consecutive rows of one batch, in order,
     and each word is scored in one window only, so extending a sentence's list row by row gives its words."""
-    loader = datamodule.eval_dataloader(split)  # length-sorted batches, padding per batch
-    sentence_of_row = datamodule.datasets[split]["sentence"]
     device = next(model.parameters()).device
     predicted: dict[int, list[int]] = {}
-    # the sampler yields the same batches on every pass: the second pass tells which rows the loader collated
-    for rows, batch in zip(loader.batch_sampler, loader):
+    for batch in datamodule.eval_dataloader(split):  # length-sorted batches, padding per batch
         inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
         preds = model(**inputs).logits.argmax(-1).cpu()
         for metric in metrics:  # on the encoded tensors, as in training: the check below compares it with seqeval
             metric.update(preds, batch["labels"], batch["continues"])
-        for row, row_preds, scored in zip(rows, preds, batch["labels"] != IGNORE):
-            predicted.setdefault(sentence_of_row[row], []).extend(row_preds[scored].tolist())
+        for sentence, row_preds, scored in zip(batch["sentence"].tolist(), preds, batch["labels"] != IGNORE):
+            predicted.setdefault(sentence, []).extend(row_preds[scored].tolist())
     return predicted
 
 

@@ -342,6 +342,7 @@ class NerDataModule(L.LightningDataModule):
             "attention_mask": torch.zeros((len(rows), longest), dtype=torch.long),
             "labels": torch.full((len(rows), longest), -100, dtype=torch.long),
             "continues": torch.tensor([r["window"] > 0 for r in rows]),
+            "sentence": torch.tensor([r["sentence"] for r in rows]),  # which sentence of the split each row reads
         }
         if self.hparams.label_all_tokens:
             batch["all_labels"] = torch.full((len(rows), longest), -100, dtype=torch.long)
