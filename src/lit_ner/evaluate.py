@@ -192,6 +192,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         return [(t, s["precision"], s["recall"], s["f1"], int(s["support"])) for t, s in table.items()]
 
     names = report["confusion"]["labels"]
+    overlapping = sum(map(sum, report["confusion"]["overlap"]))
     lines = [
         f"# Evaluation of `{report['model']}` on {report['split']}"
         + (" (untrained head: zero-shot baseline)" if report["zero_shot"] else ""),
@@ -215,7 +216,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         *(f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, report["confusion"]["counts"])),
         "",
         "Pairs by exact span, then by most shared words; "
-        f"{sum(map(sum, report['confusion']['overlap']))} pairs overlap without the same span.",
+        f"{overlapping} {'pair overlaps' if overlapping == 1 else 'pairs overlap'} without the same span.",
         "",
         f"## The {len(report['worst'])} sentences with the most errors",
         "",
