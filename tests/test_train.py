@@ -212,3 +212,22 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
     scores = [float(r["best_val_f1"]) for r in ok]
     assert scores == sorted(scores, reverse=True) and rows[:2] == ok  # best first, failed runs last
     assert (sweep / "summary.md").read_text().count("| ok |") == 2
+
+
+def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "lit_ner.train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.direction=maximize", "model.lr=interval(1e-3,1e-2)", f"model.model_name_or_path={tiny_model}",
+        f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(sweep / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    # what Optuna calls the best value is the best val/f1 each run returned (metrics.json), not some other number
+    returned = [json.loads((sweep / r["run"] / "metrics.json").read_text())["best_val_f1"] for r in rows]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert f"best_value: {max(returned)}" in best, best
