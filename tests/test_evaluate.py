@@ -187,8 +187,10 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
     cache = run.parent / "cache"
     with pytest.raises(ConfigError, match="no checkpoint there"):
         evaluate(eval_cfg(tmp_path / "missing.ckpt", tmp_path, cache))
-    with pytest.raises(ConfigError, match="no model folder"):
+    with pytest.raises(ConfigError, match="missing: no such folder"):
         evaluate(eval_cfg(tmp_path / "missing", tmp_path, cache))
+    with pytest.raises(ConfigError, match="no model folder, checkpoint or Hub model there"):
+        evaluate(eval_cfg("nobody/no-such-model", tmp_path, cache))  # offline: the Hub cannot have it
     with pytest.raises(ConfigError, match="no config.json"):
         evaluate(eval_cfg(run, tmp_path, cache))  # a run folder, not its export
     with pytest.raises(ConfigError, match="splits train, validation, test"):

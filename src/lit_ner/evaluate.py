@@ -39,6 +39,11 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
         checkpoint_labels(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
         module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
         return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
+    if not path.exists() and (path.is_absolute() or name_or_path.startswith((".", "~"))):  # a path, not a Hub name
+        raise ConfigError(
+            f"model={name_or_path}: no such folder. Give an exported model (<run>/model), a checkpoint "
+            "(<run>/checkpoints/best.ckpt) or an encoder."
+        )
     if path.is_dir() and not (path / "config.json").is_file():
         raise ConfigError(
             f"model={name_or_path}: the folder has no config.json. Give an exported model (<run>/model), "
