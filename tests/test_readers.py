@@ -274,6 +274,9 @@ def test_parquet_errors_name_the_file(tmp_path: Path) -> None:
     write(tmp_path, "train.parquet", b"PAR1 this is not parquet")
     with pytest.raises(DataError, match=r"train.parquet: not a readable parquet file"):
         load_ner_dataset(path=str(tmp_path))
+    Dataset.from_dict({"tokens": [], "tags": []}, features=FEATURES).to_parquet(str(tmp_path / "train.parquet"))
+    with pytest.raises(DataError, match=r"train.parquet: the file is empty"):
+        load_ner_dataset(path=str(tmp_path))
     Dataset.from_dict({"tokens": [["a"]], "labels": [["O"]]}).to_parquet(str(tmp_path / "train.parquet"))
     missing = r"no column 'tags or ner_tags' \(columns: \['tokens', 'labels'\]\); set data.tags_field"
     with pytest.raises(DataError, match=missing):

@@ -242,7 +242,9 @@ def _read_files(paths: list[Path], opts: _Options) -> Dataset:
     read = [_read_file(file, opts) for file in paths if file not in parquet]
     rows = {"tokens": [s for tokens, _ in read for s in tokens], "tags": [s for _, tags in read for s in tags]}
     parts = [_read_parquet(file, opts) for file in parquet]
-    return datasets.concatenate_datasets(parts + [Dataset.from_dict(rows, features=FEATURES)] if read else parts)
+    if read:
+        parts.append(Dataset.from_dict(rows, features=FEATURES))
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
 def _read_parquet(file: Path, opts: _Options) -> Dataset:
@@ -252,7 +254,7 @@ def _read_parquet(file: Path, opts: _Options) -> Dataset:
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"{file}: not a readable parquet file ({err}); replace it, or leave it out") from None
     if table.num_rows == 0:
-        raise DataError(f"{file}: the file is empty; fill it, or remove it (or leave it out with data.data_files)")
+        raise _empty_file(file)
     return _to_tokens_tags(Dataset(table), str(file), opts)
 
 
@@ -273,10 +275,14 @@ def _read_file(file: Path, opts: _Options) -> tuple[list[list[str]], list[list[s
     return [tokens for tokens, _ in examples], [tags for _, tags in examples]
 
 
+def _empty_file(file: Path) -> DataError:
+    return DataError(f"{file}: the file is empty; fill it, or remove it (or leave it out with data.data_files)")
+
+
 def _read_text(file: Path) -> str:
     data = file.read_bytes()
     if not data.strip():
-        raise DataError(f"{file}: the file is empty; fill it, or remove it (or leave it out with data.data_files)")
+        raise _empty_file(file)
     try:
         return data.decode("utf-8-sig")  # -sig: a byte-order mark must not glue itself to the first token
     except UnicodeDecodeError as err:
