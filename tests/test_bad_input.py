@@ -321,6 +321,13 @@ def test_cli_unwritable_run_dir_names_hydra_run_dir(tiny_model: Path, tmp_path: 
     assert not run_dir.exists() and not (tmp_path / "outputs").exists()
 
 
+def test_cli_unwritable_default_run_dir_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "outputs").write_text("a file where the default run folders would go")
+    done = run_cli(tmp_path, f"model.model_name_or_path={tiny_model}")
+    line = one_error_line(done)
+    assert "hydra.run.dir=outputs/quickstart/" in line and "outputs: Not a directory" in line, line
+
+
 def test_cli_unknown_experiment_lists_the_experiments(tmp_path: Path) -> None:
     done = run_cli(tmp_path, "experiment=quick")
     assert done.returncode == 1

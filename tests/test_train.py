@@ -190,14 +190,15 @@ def test_resume_with_another_recipe_names_the_keys(straight_run, tiny_model: Pat
 
 
 def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3", "model.freeze_layers=0,5",
         f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120",
-        f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=600)
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "Callback" not in done.stderr, done.stderr[-3000:]  # every Hydra callback ran without an error
+    [sweep] = (tmp_path / "multirun" / "quickstart").iterdir()  # the default sweep folder, named by experiment
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
