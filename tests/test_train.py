@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,6 +170,18 @@ def test_export_loads_in_transformers_pipeline_with_label_names(straight_run) ->
     assert "Test scores" in (folder / "README.md").read_text()
 
 
+def test_demo_prints_the_entities_as_written(straight_run, capsys: pytest.CaptureFixture) -> None:
+    from lit_ner.train import demo
+
+    run_dir, _ = straight_run
+    sentence = "Alan Walker wrote the book in 1940"  # the tiny model's vocabulary is lower case
+    demo(str(run_dir / "model"), [sentence])
+    found = capsys.readouterr().out.split("->", 1)[1]
+    spans = re.findall(r"'([^']*)' (?:AUTHOR|DATE) \(", found)
+    # slices of the sentence, capitals kept: the pipeline's own "word" would read 'alan' (uncased vocabulary)
+    assert spans and all(span in sentence for span in spans) and "Alan" in "".join(spans), found
+
+
 def test_resume_with_other_labels_stops_with_the_difference(straight_run, tiny_model: Path, tmp_path: Path) -> None:
     from lit_ner.errors import ConfigError
 
@@ -198,6 +211,9 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Callback" not in done.stderr, done.stderr[-3000:]  # every Hydra callback ran without an error
+    # the two bad combinations are the user's to fix: one line each, no traceback
+    output = done.stdout + done.stderr
+    assert output.count("run failed, the sweep goes on: model.freeze_layers=5") == 2 and "Traceback" not in output
     [sweep] = (tmp_path / "multirun" / "quickstart").iterdir()  # the default sweep folder, named by experiment
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))

@@ -252,7 +252,10 @@ def demo(folder: str, sentences: list[str]) -> None:
 
     ner = pipeline("token-classification", model=folder, aggregation_strategy="simple", device="cpu")
     for sentence in sentences:
-        found = ", ".join(f"{e['word']!r} {e['entity_group']} ({e['score']:.2f})" for e in ner(sentence))
+        # the text as written (the pipeline's "word" is decoded from sub-tokens: lower case for uncased models)
+        found = ", ".join(
+            f"{sentence[e['start']:e['end']]!r} {e['entity_group']} ({e['score']:.2f})" for e in ner(sentence)
+        )
         print(f"\n{sentence}\n  -> {found or 'no entities'}")
 
 
@@ -330,7 +333,10 @@ def main(cfg: DictConfig) -> float:
         if not sweeping:
             raise
         # one bad combination must not end the sweep: record it and let the next run start
-        log.exception("run failed; the sweep goes on")
+        if isinstance(err, (DataError, ConfigError)):  # the user's to fix: one line, as outside a sweep
+            log.error("run failed, the sweep goes on: %s", err)
+        else:
+            log.exception("run failed; the sweep goes on")
         failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best_val_f1": None, "scores": {}}
         Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1), encoding="utf-8")
