@@ -200,8 +200,9 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
 def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
     assert model_override("model=minilm") == "model=minilm"  # a conf/model file stays a config group choice
     assert model_override("model=out/model") == "model.model_name_or_path=out/model"
+    best = run / "checkpoints" / "best.ckpt"
     command = [
-        sys.executable, "-m", "lit_ner.evaluate", f"model={run / 'model'}", f"output_dir={tmp_path / 'eval'}",
+        sys.executable, "-m", "lit_ner.evaluate", f"model={best}", f"output_dir={tmp_path / 'eval'}",
         f"data.cache_dir={run.parent / 'cache'}", f"data.synthetic_size={SIZE}", f"hydra.run.dir={tmp_path / 'hydra'}",
     ]  # fmt: skip
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
@@ -209,6 +210,8 @@ def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert "## Default mode" in done.stdout
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["sentences"] == SIZE // 10
+    # the checkpoint's trained head is used: no report of a "newly initialized" one from building the encoder first
+    assert "MISSING" not in done.stdout + done.stderr, done.stderr[-3000:]
 
 
 def test_strict_scheme_comes_from_the_labels_not_the_gold() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+import transformers
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from seqeval.metrics import classification_report
@@ -37,7 +38,12 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
         if not path.is_file():
             raise ConfigError(f"model={name_or_path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
         checkpoint_labels(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
-        module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # the encoder's "newly initialized head" report: the
+        try:  # checkpoint's trained head replaces it at once, so it would only mislead
+            module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
         return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
     if not path.exists() and (path.is_absolute() or name_or_path.startswith((".", "~"))):  # a path, not a Hub name
         raise ConfigError(
@@ -52,7 +58,10 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     try:
         config = AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
-        raise ConfigError(f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err})") from None
+        raise ConfigError(
+            f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
+            "local folder; model=minilm is the encoder that ships with lit_ner."
+        ) from None
     if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
         return None, None, name_or_path
     labels = [config.id2label[i] for i in range(len(config.id2label))]
