@@ -270,6 +270,15 @@ def test_parquet_export_of_a_hub_dataset_keeps_label_names(tmp_path: Path, layou
     assert dd["validation"][:] == {"tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]]}
 
 
+def test_only_parquet_files_take_their_split_from_the_folder_name(tmp_path: Path) -> None:
+    write(tmp_path, "train.txt", sentences(10))
+    write(tmp_path, "dev.txt", sentences(2))
+    write(tmp_path, "train/labels.txt", "O\nB-PER\n")  # beside the data, not data: one column, no split name
+    write(tmp_path, "train/._train.parquet", b"\x00\x05macOS resource fork")  # hidden: never read
+    dd = load_ner_dataset(path=str(tmp_path))
+    assert {split: len(ds) for split, ds in dd.items()} == {"train": 10, "validation": 2}
+
+
 def test_parquet_errors_name_the_file(tmp_path: Path) -> None:
     write(tmp_path, "train.parquet", b"PAR1 this is not parquet")
     with pytest.raises(DataError, match=r"train.parquet: not a readable parquet file"):

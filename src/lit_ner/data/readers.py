@@ -204,8 +204,10 @@ def _discover_splits(root: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for file in sorted(root.rglob("*")):
         hidden = any(part.startswith(".") for part in file.relative_to(root).parts)
-        split = None if hidden or not file.is_file() else _split_of_file(file.name)
-        if split is None and file.parent != root and file.suffix.lower() in _DATA_SUFFIXES:
+        if hidden or not file.is_file():
+            continue
+        split = _split_of_file(file.name)
+        if split is None and file.suffix.lower() == ".parquet" and file.parent != root:
             split = _normalise_split(file.parent.name)  # the Hub's parquet layout: <config>/<split>/0000.parquet
         if split:
             found.setdefault(split, []).append(file)
@@ -238,12 +240,14 @@ def _glob_splits(root: Path, data_files: Mapping) -> dict[str, list[Path]]:
 
 
 def _read_files(paths: list[Path], opts: _Options) -> Dataset:
-    parquet = [file for file in paths if file.suffix.lower() == ".parquet"]
-    read = [_read_file(file, opts) for file in paths if file not in parquet]
-    rows = {"tokens": [s for tokens, _ in read for s in tokens], "tags": [s for _, tags in read for s in tags]}
-    parts = [_read_parquet(file, opts) for file in parquet]
-    if read:
-        parts.append(Dataset.from_dict(rows, features=FEATURES))
+    """The files of one split, in their order, as one Dataset."""
+    parts = []
+    for file in paths:
+        if file.suffix.lower() == ".parquet":
+            parts.append(_read_parquet(file, opts))
+        else:
+            tokens, tags = _read_file(file, opts)
+            parts.append(Dataset.from_dict({"tokens": tokens, "tags": tags}, features=FEATURES))
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
