@@ -214,7 +214,7 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
     # the two bad combinations are the user's to fix: one line each, no traceback
     output = done.stdout + done.stderr
     assert output.count("run failed, the sweep goes on: model.freeze_layers=5") == 2 and "Traceback" not in output
-    [sweep] = (tmp_path / "multirun" / "quickstart").iterdir()  # the default sweep folder, named by experiment
+    [sweep] = (tmp_path / "multirun").iterdir()  # the default sweep folder
     with open(sweep / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
@@ -229,6 +229,21 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
     scores = [float(r["best_val_f1"]) for r in ok]
     assert scores == sorted(scores, reverse=True) and rows[:2] == ok  # best first, failed runs last
     assert (sweep / "summary.md").read_text().count("| ok |") == 2
+
+
+def test_a_sweep_over_experiments_keeps_every_run_in_one_folder(tiny_model: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "lit_ner.train", "-m", "experiment=quickstart,conll2003", "debug=fast",
+        f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # conll2003 from the Hub: it fails
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [sweep] = (tmp_path / "multirun").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0_quickstart", "1_conll2003"]
+    with open(sweep / "summary.csv") as f:
+        rows = {r["run"]: r["status"] for r in csv.DictReader(f)}
+    assert rows["0_quickstart"] == "ok" and rows["1_conll2003"].startswith("failed: DataError"), rows
 
 
 def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp_path: Path) -> None:
