@@ -251,9 +251,9 @@ def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp
     sweep = tmp_path / "sweep"
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.direction=maximize", "model.lr=interval(1e-2,5e-2)", f"model.model_name_or_path={tiny_model}",
-        f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=400", "data.batch_size=16",
-        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=7", "model.lr=interval(1e-2,5e-2)",
+        f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=400",
+        "data.batch_size=16", f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
