@@ -189,6 +189,8 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
         evaluate(eval_cfg(tmp_path / "missing.ckpt", tmp_path, cache))
     with pytest.raises(ConfigError, match="missing: no such folder"):
         evaluate(eval_cfg(tmp_path / "missing", tmp_path, cache))
+    with pytest.raises(ConfigError, match="outputs/run/model: no such folder"):
+        evaluate(eval_cfg("outputs/run/model", tmp_path, cache))  # relative, as users type it
     with pytest.raises(ConfigError, match="no model folder, checkpoint or Hub model there"):
         evaluate(eval_cfg("nobody/no-such-model", tmp_path, cache))  # offline: the Hub cannot have it
     with pytest.raises(ConfigError, match="no config.json"):

@@ -45,7 +45,9 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
         finally:
             transformers.logging.set_verbosity(verbosity)
         return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
-    if not path.exists() and (path.is_absolute() or name_or_path.startswith((".", "~"))):  # a path, not a Hub name
+    # a path, not a Hub name ("owner/model" at most): a missing one is said so, not read as a bad repo id
+    looks_like_a_path = path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
+    if not path.exists() and looks_like_a_path:
         raise ConfigError(
             f"model={name_or_path}: no such folder. Give an exported model (<run>/model), a checkpoint "
             "(<run>/checkpoints/best.ckpt) or an encoder."
