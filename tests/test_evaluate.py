@@ -199,6 +199,12 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
         evaluate(eval_cfg(run / "model", tmp_path, cache, "split=dev"))
 
 
+def test_a_home_relative_export_loads(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(run.parent))
+    model, labels, tokenizer = load_model(f"~/{run.name}/model")  # as typed, unexpanded by the shell
+    assert model is not None and labels[0] == "O" and tokenizer == str(run / "model")
+
+
 def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
     assert model_override("model=minilm") == "model=minilm"  # a conf/model file stays a config group choice
     assert model_override("model=out/model") == "model.model_name_or_path=out/model"

@@ -198,6 +198,13 @@ def test_scores_do_not_depend_on_the_tokenizer_padding_side(model_folder: Path) 
     assert_same_entities([e for s in predictor(SENTENCES) for e in s], [e for s in right for e in s])
 
 
+def test_a_home_relative_folder_loads(model_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(model_folder.parent))
+    home_relative = NerPredictor.from_pretrained(f"~/{model_folder.name}", device="cpu")
+    text = "mary walker wrote the book in 1987"
+    assert home_relative(text) == NerPredictor.from_pretrained(model_folder, device="cpu")(text)
+
+
 def test_a_folder_that_is_no_export_stops_with_what_to_give(model_folder: Path, tmp_path: Path) -> None:
     weights = tmp_path / "weights_only"  # config and weights, but no tokenizer files: every word would be [UNK]
     weights.mkdir()

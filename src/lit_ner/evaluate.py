@@ -34,6 +34,7 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     """(model, its labels, its tokenizer) of an exported folder, a Lightning checkpoint or a Hub model with a
     token-classification head; (None, None, name_or_path) for a plain encoder (its head needs the data's labels)."""
     path = Path(name_or_path).expanduser()
+    what_to_give = "Give an exported model (<run>/model), a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
     if path.suffix == ".ckpt":
         if not path.is_file():
             raise ConfigError(f"model={name_or_path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
@@ -48,28 +49,24 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     # a path, not a Hub name ("owner/model" at most): a missing one is said so, not read as a bad repo id
     looks_like_a_path = path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
     if not path.exists() and looks_like_a_path:
-        raise ConfigError(
-            f"model={name_or_path}: no such folder. Give an exported model (<run>/model), a checkpoint "
-            "(<run>/checkpoints/best.ckpt) or an encoder."
-        )
+        raise ConfigError(f"model={name_or_path}: no such folder. {what_to_give}")
     if path.is_dir() and not (path / "config.json").is_file():
-        raise ConfigError(
-            f"model={name_or_path}: the folder has no config.json. Give an exported model (<run>/model), "
-            "a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
-        )
+        raise ConfigError(f"model={name_or_path}: the folder has no config.json. {what_to_give}")
+    local = path.is_dir()
+    source = str(path) if local else name_or_path  # transformers reads "~/..." as a Hub name
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
+        config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
         raise ConfigError(
             f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
             "local folder; model=minilm is the encoder that ships with lit_ner."
         ) from None
     if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
-        return None, None, name_or_path
+        return None, None, source
     labels = [config.id2label[i] for i in range(len(config.id2label))]
-    local = Path(name_or_path).expanduser().is_dir()  # safetensors only: a local pickle could run code on load
-    model = AutoModelForTokenClassification.from_pretrained(name_or_path, use_safetensors=True if local else None)
-    return model, labels, name_or_path
+    # safetensors only from a local folder: a local pickle could run code on load
+    model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True if local else None)
+    return model, labels, source
 
 
 @torch.inference_mode()

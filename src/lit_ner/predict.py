@@ -100,7 +100,8 @@ class NerPredictor:
         device: str | None = None,
     ) -> "NerPredictor":
         """Load a folder written by `lit_ner.export.export_model` (or any token-classification model folder)."""
-        if not (Path(folder) / "config.json").is_file():
+        folder = Path(folder).expanduser()  # transformers would read "~/..." as a Hub name
+        if not (folder / "config.json").is_file():
             raise ConfigError(
                 f"model={folder}: no exported model there (config.json, model.safetensors, tokenizer files). "
                 "Give the folder lit_ner.train exported: <run_dir>/model."
