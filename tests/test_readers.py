@@ -12,7 +12,6 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from lit_ner.data.readers import FEATURES, load_ner_dataset, read_conll
 from lit_ner.errors import ConfigError, DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 BTC_SECTIONS = {"train": ["a.conll", "b.conll", "e.conll", "g.conll"], "validation": ["h.conll"], "test": ["f.conll"]}
 
 
@@ -25,12 +24,6 @@ def write(folder: Path, name: str, text: str | bytes) -> Path:
 
 def sentences(n: int, tag: str = "O") -> str:
     return "".join(f"w{i}a {tag}\nw{i}b {tag}\n\n" for i in range(n))
-
-
-def shared(name: str) -> Path:
-    if not (SHARED / name).exists():
-        pytest.skip(f"the shared dataset {SHARED / name} is not present on this machine")
-    return SHARED / name
 
 
 # ---- CoNLL columns
@@ -326,28 +319,28 @@ def test_hub_offline_is_one_clear_error_without_network(tmp_path: Path, monkeypa
 # ---- The shared real copies: counts from their READMEs
 
 
-def test_real_conll2003() -> None:
-    dd = load_ner_dataset(path=str(shared("conll2003")))
+def test_real_conll2003(shared_dataset) -> None:
+    dd = load_ner_dataset(path=str(shared_dataset("conll2003")))
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 14041, "validation": 3250, "test": 3453}
     assert sum(map(len, dd["train"]["tokens"])) == 203621
     assert dd["train"][0]["tokens"][:2] == ["EU", "rejects"]
 
 
-def test_real_wikiann_en_with_prefix_stripped() -> None:
-    dd = load_ner_dataset(path=str(shared("wikiann-en")), token_prefix="en:")
+def test_real_wikiann_en_with_prefix_stripped(shared_dataset) -> None:
+    dd = load_ner_dataset(path=str(shared_dataset("wikiann-en")), token_prefix="en:")
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 20000, "validation": 10000, "test": 10000}
     assert dd["train"][0]["tokens"][:2] == ["R.H.", "Saunders"]
     assert not any(t.startswith("en:") for split in dd.values() for tokens in split["tokens"] for t in tokens)
 
 
-def test_real_btc_hf_sections_keep_empty_tokens() -> None:
-    dd = load_ner_dataset(path=str(shared("broad_twitter_corpus")), data_files=BTC_SECTIONS)
+def test_real_btc_hf_sections_keep_empty_tokens(shared_dataset) -> None:
+    dd = load_ner_dataset(path=str(shared_dataset("broad_twitter_corpus")), data_files=BTC_SECTIONS)
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 5338, "validation": 2001, "test": 2001}
     empty = {split: sum(t == "" for tokens in ds["tokens"] for t in tokens) for split, ds in dd.items()}
     assert empty == {"train": 0, "validation": 3, "test": 2}  # H has 3, F has 2
     assert sum(map(len, dd["test"]["tokens"])) == 35428
 
 
-def test_real_btc_repository_split_files_found_in_subfolder() -> None:
-    dd = load_ner_dataset(path=str(shared("broad_twitter_corpus")))
+def test_real_btc_repository_split_files_found_in_subfolder(shared_dataset) -> None:
+    dd = load_ner_dataset(path=str(shared_dataset("broad_twitter_corpus")))
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 6338, "validation": 1001, "test": 2001}

@@ -10,8 +10,6 @@ from lit_ner.data.readers import load_ner_dataset
 from lit_ner.data.textminr import convert_rows, parse_response, tag_prompt
 from lit_ner.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
 
 def tagged(prompt: str, author: str | None = None, date: str | None = None) -> list[tuple[str, str]]:
     tokens, tags, not_found = tag_prompt(prompt, {"author": author, "date": date})
@@ -81,12 +79,11 @@ def test_rows_whose_author_is_not_in_the_prompt_are_skipped_and_reported(caplog:
         ("t.jsonl:3", row("Written in the 21st century.", date="2000", as_string=False)),
     ]
     with caplog.at_level(logging.WARNING):
-        tokens, tags, report = convert_rows(rows)
+        tokens, tags = convert_rows(rows)
     assert tokens == [["A", "novel", "by", "Ann", "Lee", "."]]
     assert tags == [["O", "O", "O", "AUTHOR", "AUTHOR", "O"]]
-    assert (report.rows, report.kept, dict(report.skipped)) == (3, 1, {"author": 1, "date": 1})
-    assert report.examples == ["t.jsonl:2 (author not found)", "t.jsonl:3 (date not found)"]
-    assert "kept 1 of 3 rows" in caplog.text and "t.jsonl:2" in caplog.text
+    assert "kept 1 of 3 rows" in caplog.text and "(author: 1, date: 1)" in caplog.text
+    assert "t.jsonl:2 (author not found); t.jsonl:3 (date not found)" in caplog.text
 
 
 def test_folder_of_textminr_jsonl_is_detected(tmp_path: Path) -> None:
@@ -110,10 +107,8 @@ def test_textminr_format_can_be_forced_for_a_json_list(tmp_path: Path) -> None:
         load_ner_dataset(path=str(file), format="json")
 
 
-def test_real_textminr_folder() -> None:
-    if not (SHARED / "textminr").exists():
-        pytest.skip(f"the shared dataset {SHARED / 'textminr'} is not present on this machine")
-    dd = load_ner_dataset(path=str(SHARED / "textminr"))
+def test_real_textminr_folder(shared_dataset) -> None:
+    dd = load_ner_dataset(path=str(shared_dataset("textminr")))
     # train.jsonl: 6361 rows, 207 skipped (dates such as "2000" for "the 2000s"); test.jsonl: 80 rows, 5 skipped.
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 5538, "validation": 616, "test": 75}
     first = dict(zip(dd["test"][0]["tokens"], dd["test"][0]["tags"]))

@@ -1,12 +1,19 @@
-"""Kill-safe checkpoint files: each is written to a temporary name beside its target, flushed to disk, then renamed
-over it, so a kill at any moment leaves the old checkpoint or the new one. Loading is `weights_only` unless asked."""
+"""Checkpoint files: kill-safe writes (a temporary name beside the target, flushed to disk, then renamed over it, so a
+kill at any moment leaves the old checkpoint or the new one), safe reads (`weights_only`, checked before any work),
+and the resume rules (what a resumed run must share with the checkpoint)."""
 
 import os
+import pickle
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from lit_ner.errors import ConfigError
 
 
 def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
@@ -49,3 +56,112 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         # lit_ner's checkpoints hold tensors and plain values only: never unpickle code from a checkpoint file
         return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
+
+
+def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]:
+    """The checkpoint file to resume from and its run folder: a run folder means its checkpoints/last.ckpt."""
+    if ckpt_path is None:
+        return None, None
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no checkpoint at {path}. Give a .ckpt file or a run folder.")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir
+
+
+def checkpoint_labels(path: Path) -> list[str]:
+    """The labels a lit_ner checkpoint was trained with; a file that is not one stops the run before any work."""
+    return list(read_checkpoint(path)["hyper_parameters"]["labels"])
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A lit_ner training checkpoint, checked and loaded safely (its tensors memory-mapped, not read)."""
+    fix = "Resume from another checkpoint of the run (checkpoints/best.ckpt) or start a new run without ckpt_path."
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-short one has no central directory
+        raise ConfigError(
+            f"ckpt_path={path} is not a PyTorch checkpoint (no complete zip archive: cut short, or another kind "
+            f"of file). {fix}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # torch.load checks no CRC: damaged tensor bytes would load as wrong weights
+    except (zipfile.BadZipFile, OSError) as err:
+        damaged = f"({err})"
+    if damaged is not None:
+        raise ConfigError(f"ckpt_path={path} is damaged: its entry {damaged} fails the zip integrity check. {fix}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            f"ckpt_path={path} holds objects other than tensors and plain values, and lit_ner loads checkpoints "
+            f"with weights_only=True (unpickling them could run code). {fix}"
+        ) from None
+    except Exception as err:  # a damaged archive
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"ckpt_path={path} cannot be read as a checkpoint ({type(err).__name__}: {reason}). {fix}"
+        ) from None
+    labels = checkpoint.get("hyper_parameters", {}).get("labels") if isinstance(checkpoint, dict) else None
+    if not isinstance(labels, list) or "state_dict" not in checkpoint:
+        raise ConfigError(
+            f"ckpt_path={path} is not a lit_ner training checkpoint (no state_dict and hyper_parameters.labels). "
+            "Give a run folder or its checkpoints/last.ckpt; to start from exported weights, set "
+            "model.model_name_or_path=<export folder> instead."
+        )
+    return checkpoint
+
+
+# settings that may differ on resume without changing what is trained: where things are, how many workers
+RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer"}
+
+
+def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:
+    """A resume must train what the checkpoint trained: a different encoder, recipe or data encoding would give a
+    cryptic state-dict error or a silently inexact run. Stop with the keys that differ."""
+    differ = []
+    for group, saved in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        now = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, then in checkpoint.get(saved, {}).items():
+            if key in RESUME_FREE or key not in now:
+                continue
+            if key == "model_name_or_path":  # a folder may move (another virtual environment): compare names
+                then, value = Path(str(then)).name, Path(str(now[key])).name
+            else:
+                value = now[key]
+            if then != value:
+                differ.append(f"{group}.{key}={now[key]} (the checkpoint has {checkpoint[saved][key]})")
+    if differ:
+        raise ConfigError(
+            f"ckpt_path={ckpt} was trained with other settings: {'; '.join(differ)}. Resume with the original "
+            "experiment and overrides (listed in <run>/.hydra/overrides.yaml), or start a new run without ckpt_path."
+        )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed run starts: the checkpoint file, its run folder (None for a file outside one), its labels."""
+
+    checkpoint: Path
+    run_dir: Path | None
+    labels: list[str]
+
+    def check_labels(self, labels: list[str]) -> None:
+        """The data must have the labels the checkpoint was trained with, in the same order."""
+        if labels != self.labels:
+            raise ConfigError(
+                f"the checkpoint {self.checkpoint} was trained with labels {self.labels}, the data has {labels}. "
+                "To train on these labels from its weights, export the model and start a new run with "
+                "model.model_name_or_path=<export> label_mismatch=reinit (or remap, for a new order)."
+            )
+
+
+def resume_point(cfg: DictConfig) -> Resume | None:
+    """The checkpoint `cfg.ckpt_path` names, read and checked against `cfg` before any work; None for a new run."""
+    path, run_dir = resolve_checkpoint(cfg.get("ckpt_path"))
+    if path is None:
+        return None
+    saved = read_checkpoint(path)  # an unreadable file stops here, first
+    check_resume_config(saved, cfg, path)
+    return Resume(path, run_dir, list(saved["hyper_parameters"]["labels"]))

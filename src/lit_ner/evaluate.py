@@ -11,7 +11,6 @@ import hydra
 import lightning as L
 import torch
 import transformers
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
@@ -19,15 +18,18 @@ from seqeval.scheme import IOB2, IOBES
 from torch.utils.tensorboard import SummaryWriter
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
 
+from lit_ner.app import CONFIG_PATH, build, shipped_config
+from lit_ner.checkpointing import checkpoint_labels
 from lit_ner.data import NerDataModule
-from lit_ner.errors import ConfigError, DataError
-from lit_ner.export import markdown_table
-from lit_ner.metrics import IGNORE, E, EntityMetric, S
+from lit_ner.errors import ConfigError, reported
+from lit_ner.data.align import IGNORE
+from lit_ner.metrics import E, EntityMetric, S
 from lit_ner.module import NerModule, load_token_classifier
-from lit_ner.train import CONFIG_DIR, build, checkpoint_labels, exit_with
+from lit_ner.reports import NONE, markdown_report, plot_confusion
 
-NONE = "none"  # the confusion matrix's column of missed and row of spurious entities
 Tags = list[list[str]]  # one list of word tags (or words) per sentence
+# the two checks below fail only on a defect in lit_ner, never on bad input
+BUG = "a lit_ner defect, not your input: please report it with this message"
 
 
 def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | None, str]:
@@ -110,7 +112,7 @@ def checked_scores(metric: EntityMetric, gold: Tags, pred: Tags) -> dict[str, di
         other = theirs.get(name, {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
         other = {"f1": other["f1-score"]} | {k: other[k] for k in ("precision", "recall", "support")}
         if any(ours[k] != other[k] for k in ours):  # exactly: our metric reproduces seqeval to the last bit
-            raise AssertionError(f"{metric.mode} scores of {name} differ: lit_ner {ours}, seqeval {other}")
+            raise RuntimeError(f"{metric.mode} scores of {name} differ: lit_ner {ours}, seqeval {other} ({BUG})")
     return table
 
 
@@ -147,26 +149,6 @@ def confusion(gold: Tags, pred: Tags, types: list[str]) -> tuple[list[list[int]]
     return counts, overlaps
 
 
-def plot_confusion(counts: list[list[int]], overlaps: list[list[int]], names: list[str], title: str) -> Figure:
-    """The matrix as a heat map with its counts; "(k overlap)" under a count that includes boundary errors."""
-    # a bare Figure renders with Agg and leaves pyplot (and a notebook's backend) alone
-    figure = Figure(figsize=(1.3 * len(names) + 2, 1.1 * len(names) + 1.5), layout="constrained")
-    axes = figure.add_subplot()
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes, shrink=0.8)
-    ticks = range(len(names))
-    axes.set(xticks=ticks, xticklabels=names, yticks=ticks, yticklabels=names, title=title)
-    axes.set(xlabel="predicted type (none: missed)", ylabel="gold type (none: spurious)")
-    darkest = max(max(row) for row in counts) or 1
-    for i, row in enumerate(counts):
-        for j, count in enumerate(row):
-            if names[i] == NONE and names[j] == NONE:
-                continue  # no entity on either side: nothing to count
-            text = f"{count}" + (f"\n({overlaps[i][j]} overlap)" if overlaps[i][j] else "")
-            axes.text(j, i, text, ha="center", va="center", color="white" if count > darkest / 2 else "black")
-    return figure
-
-
 def worst_sentences(tokens: Tags, gold: Tags, pred: Tags, n: int) -> list[dict[str, Any]]:
     """The n sentences with the most entity errors (missed + spurious in exact-span terms), entities bracketed."""
 
@@ -200,46 +182,6 @@ def write_conll(path: Path, tokens: Tags, gold: Tags, pred: Tags) -> None:
             f.write("\n")
 
 
-def markdown_report(report: dict[str, Any]) -> str:
-    def rows(table: dict[str, dict[str, float]]) -> list[tuple[str, float, float, float, int]]:
-        return [(t, s["precision"], s["recall"], s["f1"], int(s["support"])) for t, s in table.items()]
-
-    names = report["confusion"]["labels"]
-    overlapping = sum(map(sum, report["confusion"]["overlap"]))
-    lines = [
-        f"# Evaluation of `{report['model']}` on {report['split']}"
-        + (" (untrained head: zero-shot baseline)" if report["zero_shot"] else ""),
-        "",
-        f"{report['sentences']} sentences, {report['words']} words; {report['windowed_sentences']} sentences longer "
-        f"than data.max_length read in overlapping windows. Entity-level scores from lit_ner's EntityMetric, "
-        f"{report['checked']}.",
-        "",
-        "## Default mode (conlleval)",
-        "",
-        markdown_table(rows(report["scores"]["default"])),
-        "",
-        "## Strict mode",
-        "",
-        markdown_table(rows(report["scores"]["strict"])),
-        "",
-        "## Confusion of entity types (rows gold, columns predicted; none: missed or spurious)",
-        "",
-        "| gold \\ predicted | " + " | ".join(names) + " |",
-        "|---" * (len(names) + 1) + "|",
-        *(f"| {name} | " + " | ".join(map(str, row)) + " |" for name, row in zip(names, report["confusion"]["counts"])),
-        "",
-        "Pairs by exact span, then by most shared words; "
-        f"{overlapping} {'pair overlaps' if overlapping == 1 else 'pairs overlap'} without the same span.",
-        "",
-        f"## The {len(report['worst'])} sentences with the most errors",
-        "",
-    ]
-    for s in report["worst"]:
-        lines += [f"- sentence {s['sentence']}, {s['errors']} errors", f"  - gold: {s['gold']}"]
-        lines.append(f"  - pred: {s['predicted']}")
-    return "\n".join(lines) + "\n"
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """The whole evaluation, callable in-process (notebooks and tests compose `evaluate.yaml` and call this)."""
     out = Path(cfg.output_dir)
@@ -267,7 +209,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     pred = [[labels[i] for i in predicted.get(s, [])] for s in range(len(gold))]
     unscored = [s for s in range(len(gold)) if len(pred[s]) != len(gold[s])]
     if unscored:
-        raise AssertionError(f"sentences {unscored[:5]} did not get one prediction per word")
+        raise RuntimeError(f"sentences {unscored[:5]} did not get one prediction per word ({BUG})")
 
     types = metrics[0].entity_types
     counts, overlaps = confusion(gold, pred, types)
@@ -311,19 +253,22 @@ def model_override(arg: str) -> str:
     """`model=<path or name>` from the command line as `model.model_name_or_path=...`: conf/model is a config
     group, so Hydra would look for conf/model/<path>.yaml. A name of one of its files (minilm) stays a group choice."""
     key, _, value = arg.partition("=")
-    if key == "model" and not (Path(CONFIG_DIR) / "model" / f"{value}.yaml").is_file():
+    if key == "model" and not shipped_config("model", value):
         return f"model.model_name_or_path={value}"
     return arg
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
+@hydra.main(config_path=CONFIG_PATH, config_name="evaluate", version_base="1.3")
+def run(cfg: DictConfig) -> None:
+    with reported():
         evaluate(cfg)
-    except (ConfigError, DataError) as err:
-        exit_with(err)
+
+
+def main() -> None:
+    """`python -m lit_ner.evaluate` and `lit-ner-evaluate`."""
+    sys.argv = [model_override(arg) for arg in sys.argv]
+    run()
 
 
 if __name__ == "__main__":
-    sys.argv = [model_override(arg) for arg in sys.argv]
     main()

@@ -8,25 +8,7 @@ from typing import Any
 from transformers import PreTrainedTokenizerBase
 
 from lit_ner.module import NerModule
-
-
-def entity_rows(scores: Mapping[str, float], prefix: str) -> list[tuple[str, float, float, float, int]]:
-    """Per-type (type, precision, recall, f1, support) rows from flat `{prefix}/f1_PER`-style scores."""
-    types = sorted(k[len(prefix) + len("/support_") :] for k in scores if k.startswith(f"{prefix}/support_"))
-    rows = [
-        (t, scores[f"{prefix}/precision_{t}"], scores[f"{prefix}/recall_{t}"], scores[f"{prefix}/f1_{t}"], int(scores[f"{prefix}/support_{t}"]))
-        for t in types
-    ]
-    support = sum(r[4] for r in rows)
-    if f"{prefix}/f1" in scores:
-        rows.append(("micro avg", scores[f"{prefix}/precision"], scores[f"{prefix}/recall"], scores[f"{prefix}/f1"], support))
-    return rows
-
-
-def markdown_table(rows: list[tuple[str, float, float, float, int]]) -> str:
-    lines = ["| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    lines += [f"| {t} | {p:.4f} | {r:.4f} | {f:.4f} | {s} |" for t, p, r, f, s in rows]
-    return "\n".join(lines)
+from lit_ner.reports import entity_rows, markdown_table
 
 
 def model_card(module: NerModule, data: Mapping[str, Any], scores: Mapping[str, float], meta: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`python -m lit_ner.inspect data=NAME`: sentences, words, entities, tag scheme and sub-token lengths per split."""
+"""`python -m lit_ner.inspect data=NAME` (or `lit-ner-inspect`): sentences, words, entities, tag scheme and sub-token lengths per split."""
 
 from collections import Counter
 
@@ -8,8 +8,8 @@ from omegaconf import DictConfig
 
 from lit_ner.data.encode import load_tokenizer
 from lit_ner.data.schemes import entity_spans
-from lit_ner.errors import ConfigError, DataError
-from lit_ner.train import CONFIG_DIR, build, exit_with
+from lit_ner.app import CONFIG_PATH, build
+from lit_ner.errors import reported
 
 
 def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose for notebooks)
@@ -43,12 +43,10 @@ def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose fo
     return "\n".join(lines)
 
 
-@hydra.main(config_path=CONFIG_DIR, config_name="inspect", version_base="1.3")
+@hydra.main(config_path=CONFIG_PATH, config_name="inspect", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    try:
+    with reported():
         print(describe(build(cfg.data, _convert_="all")))
-    except (ConfigError, DataError) as err:
-        exit_with(err)
 
 
 if __name__ == "__main__":

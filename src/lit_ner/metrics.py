@@ -6,14 +6,13 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from lit_ner.data.align import IGNORE  # pure Python (the data package loads its DataModule lazily)
+
 # Prefix of a label (its first character, as seqeval reads it) as a bit flag, so that testing a tag
 # against a set of prefixes is one bitwise and.
 O, B, I, E, S = 1, 2, 4, 8, 16
 _PREFIX_FLAG = {"O": O, "B": B, "I": I, "E": E, "S": S}
 MODES = ("default", "strict")
-# Label id of positions that are not words (padding, special tokens, later sub-tokens): cross-entropy's
-# ignore_index, equal to lit_ner.data.align.IGNORE. Not imported, so the metric does not load the data stack.
-IGNORE = -100
 
 
 def split_label(label: str) -> tuple[int, str]:
@@ -117,7 +116,7 @@ class EntityMetric(Metric):
             self.add_state(name, torch.zeros(n_types, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: Tensor, target: Tensor, continues: Tensor | None = None) -> None:
-        """Count entities in a batch of label ids (batch, seq_len); positions where target is -100 are skipped.
+        """Count entities in a batch of label ids (batch, seq_len); positions where target is IGNORE are skipped.
 
         The remaining positions of a row are the words of one sentence, unless `continues` (batch,) is
         True for the row: then it goes on with the sentence of the row before it (a window of a long

@@ -11,6 +11,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
 
+from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError
 from lit_ner.metrics import EntityMetric
 
@@ -138,7 +139,7 @@ class NerModule(L.LightningModule):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])

@@ -22,7 +22,7 @@ from transformers import (
 from transformers.pipelines.token_classification import AggregationStrategy
 
 from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
-from lit_ner.errors import ConfigError, DataError
+from lit_ner.errors import ConfigError, DataError, reported
 
 STRATEGIES = ("simple", "first", "average", "max")
 Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
@@ -280,7 +280,8 @@ def write_jsonl(records: list[dict[str, Any]], output: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    try:
+    """`python -m lit_ner.predict` and `lit-ner-predict`."""
+    with reported():
         args = parse_args(sys.argv[1:] if argv is None else argv)
         records = [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
@@ -295,8 +296,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         for record, entities in zip(by_words, predictor.words([r["tokens"] for r in by_words], progress=progress)):
             record["entities"] = entities
         write_jsonl(records, args.get("output"))
-    except (ConfigError, DataError) as err:
-        raise SystemExit(f"lit_ner.predict: {err}") from None
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from lit_ner.bench.measure import (
-    IGNORE, SHARED_CONLL, Meter, best_time, check_same_scores, entity_metric_scores, first_subtoken_labels, matmul_peak,
-    peak_memory, seqeval_scores, write_bench_data,
+    SHARED_CONLL, Meter, best_time, check_same_scores, entity_metric_scores, first_subtoken_labels, lightning_meter,
+    matmul_peak, peak_memory, seqeval_scores, write_bench_data,
 )  # fmt: skip
 from lit_ner.bench.recipe import run_recipe
+from lit_ner.data.align import IGNORE
 
 
 # ---- lit_ner -------------------------------------------------------------------------------------------------------
@@ -46,23 +47,17 @@ def lit_ner_overrides(job: dict[str, Any]) -> list[str]:
 def run_lit_ner(job: dict[str, Any]) -> dict[str, Any]:
     """lit_ner's own path, `lit_ner.train.train(cfg)` on a composed config, with one extra callback that measures."""
     import torch
-    from hydra import compose, initialize_config_dir
-    from omegaconf import open_dict
 
-    from lit_ner.bench import measure  # the module whose lightning_meter Hydra instantiates
-    from lit_ner.train import CONFIG_DIR, train
+    from lit_ner.app import compose_config
+    from lit_ner.train import train
 
     if job["threads"]:
         torch.set_num_threads(job["threads"])
-    meter = measure._METER = Meter(job["device"] == "cuda")
+    meter = Meter(job["device"] == "cuda")
     work = Path(job["work_dir"])
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        overrides = [f"run_dir={work / 'lit_ner'}", f"data.cache_dir={work / 'cache'}", "test=false", "export=false"]
-        cfg = compose("train", overrides=[*lit_ner_overrides(job), *overrides])
-    with open_dict(cfg):
-        cfg.hydra = None  # nothing left reads it: run_dir is given
-        cfg.callbacks.bench_meter = {"_target_": "lit_ner.bench.measure.lightning_meter"}
-    result = train(cfg)
+    overrides = [f"run_dir={work / 'lit_ner'}", f"data.cache_dir={work / 'cache'}", "test=false", "export=false"]
+    cfg = compose_config("train", [*lit_ner_overrides(job), *overrides])  # run_dir given: nothing reads hydra:
+    result = train(cfg, callbacks=[lightning_meter(meter)])
     return {**meter.result(), "f1": result["scores"]["val/f1"], **peak_memory(meter.cuda)}
 
 

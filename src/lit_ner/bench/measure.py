@@ -12,8 +12,11 @@ from typing import Any
 
 # Heavy imports (torch, lightning, transformers) stay inside the functions: the recipe script of the whole-command
 # comparison (lit_ner.bench.recipe) imports this module and must not pay for lit_ner's stack at start-up.
-SHARED_CONLL = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "conll2003"
-IGNORE = -100  # label id of positions without a word label: special tokens, later sub-tokens, padding
+# where `make bench` (run from the repository root) finds the shared CoNLL-2003 copy; --data names another
+SHARED_CONLL = Path("..") / "shared" / "datasets" / "conll2003"
+
+
+from lit_ner.data.align import IGNORE  # pure Python: no heavy import
 
 
 # ---- data ----------------------------------------------------------------------------------------------------------
@@ -124,14 +127,9 @@ class Meter:
         }
 
 
-_METER: Meter | None = None  # the lit_ner run's meter, read by the callback Hydra instantiates in train()
-
-
-def lightning_meter() -> Any:
-    """The Lightning callback feeding `_METER` (`_target_` of the extra callback the benchmark adds to train())."""
+def lightning_meter(meter: Meter) -> Any:
+    """The Lightning callback feeding `meter`, which the benchmark passes to `train(cfg, callbacks=...)`."""
     from lightning.pytorch.callbacks import Callback
-
-    meter = _METER
 
     class MeterCallback(Callback):
         def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:

@@ -3,7 +3,9 @@
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-IGNORE = -100  # the label id PyTorch's cross-entropy and lit_ner's metric skip
+# the label id of positions that are not scored words (special tokens, later sub-tokens, padding, a window's
+# context): cross-entropy's ignore_index, and skipped by lit_ner's metric. Defined here only; the rest import it.
+IGNORE = -100
 
 
 class Window(NamedTuple):
@@ -45,17 +47,6 @@ def align_labels(
             labels.append(IGNORE)
         previous = word
     return labels
-
-
-def first_token_labels(word_ids: Sequence[int | None], token_labels: Sequence[int]) -> dict[int, int]:
-    """Read back the label on each word's first sub-token: the inverse of `align_labels` for scored words."""
-    found: dict[int, int] = {}
-    previous = None
-    for word, label in zip(word_ids, token_labels):
-        if word is not None and word != previous and label != IGNORE:
-            found[word] = label
-        previous = word
-    return found
 
 
 def plan_windows(word_lengths: Sequence[int], budget: int, context: int) -> list[Window]:

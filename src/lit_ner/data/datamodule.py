@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
 import lit_ner
+from lit_ner.data.align import IGNORE
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
@@ -258,14 +259,6 @@ class NerDataModule(L.LightningDataModule):
     def labels(self) -> list[str]:
         return list(self.meta["labels"])
 
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.labels))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {label: i for i, label in enumerate(self.labels)}
-
     def setup(self, stage: str | None = None) -> None:
         if self.datasets is not None:  # fit then test in one run: encode and load once
             return
@@ -340,12 +333,12 @@ class NerDataModule(L.LightningDataModule):
         batch = {
             "input_ids": torch.full((len(rows), longest), pad_id, dtype=torch.long),
             "attention_mask": torch.zeros((len(rows), longest), dtype=torch.long),
-            "labels": torch.full((len(rows), longest), -100, dtype=torch.long),
+            "labels": torch.full((len(rows), longest), IGNORE, dtype=torch.long),
             "continues": torch.tensor([r["window"] > 0 for r in rows]),
             "sentence": torch.tensor([r["sentence"] for r in rows]),  # which sentence of the split each row reads
         }
         if self.hparams.label_all_tokens:
-            batch["all_labels"] = torch.full((len(rows), longest), -100, dtype=torch.long)
+            batch["all_labels"] = torch.full((len(rows), longest), IGNORE, dtype=torch.long)
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             batch["input_ids"][i, :n] = torch.tensor(row["input_ids"])

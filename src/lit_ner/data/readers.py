@@ -273,8 +273,7 @@ def _read_file(file: Path, opts: _Options) -> tuple[list[list[str]], list[list[s
     first = records[0][1]
     is_textminr = isinstance(first, dict) and {"prompt", "response"} <= first.keys()
     if opts.format == "textminr" or (opts.format == "auto" and is_textminr):
-        tokens, tags, _ = textminr.convert_rows(records)
-        return tokens, tags
+        return textminr.convert_rows(records)
     examples = [_json_example(where, record, opts) for where, record in records]
     return [tokens for tokens, _ in examples], [tags for _, tags in examples]
 

@@ -91,14 +91,6 @@ class SchemeReport:
     scheme: str
     invalid: list[tuple[int, int, str, str]]
 
-    def summary(self, where: str, examples: int = 3) -> str:
-        """One line for a log, e.g. "train: IOB2 tags, 2 invalid transitions (sentence 4, word 0: O -> I-PER; ...)"."""
-        if not self.invalid:
-            return f"{where}: {self.scheme} tags, no invalid transitions"
-        shown = "; ".join(f"sentence {s}, word {w}: {p} -> {t}" for s, w, p, t in self.invalid[:examples])
-        more = "; ..." if len(self.invalid) > examples else ""
-        return f"{where}: {self.scheme} tags, {len(self.invalid)} invalid transitions ({shown}{more})"
-
 
 def inspect_scheme(sequences: Iterable[Sequence[str]]) -> SchemeReport:
     """Detect the scheme of a split's tag sequences and list the transitions it forbids.

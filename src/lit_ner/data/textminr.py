@@ -6,7 +6,6 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from lit_ner.data.words import split_words
@@ -17,23 +16,6 @@ logger = logging.getLogger(__name__)
 MISSING = "N/A"
 FIELD_LABELS = {"author": "AUTHOR", "date": "DATE"}
 _EXAMPLES_KEPT = 5
-
-
-@dataclass
-class TextminrReport:
-    """What a conversion kept and why it skipped rows; `skipped` counts rows per field not found in the prompt."""
-
-    rows: int = 0
-    kept: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        by_field = ", ".join(f"{name}: {count}" for name, count in sorted(self.skipped.items()))
-        return (
-            f"kept {self.kept} of {self.rows} rows; skipped {self.rows - self.kept} whose author/date does not "
-            f"occur in the prompt as whole words ({by_field}), e.g. {'; '.join(self.examples)}"
-        )
 
 
 def parse_response(response: Any, where: str) -> dict[str, str | None]:
@@ -87,28 +69,33 @@ def tag_prompt(prompt: str, values: dict[str, str | None]) -> tuple[list[str], l
     return [word for word, _, _ in words], tags, not_found
 
 
-def convert_rows(rows: Iterable[tuple[str, Any]]) -> tuple[list[list[str]], list[list[str]], TextminrReport]:
+def convert_rows(rows: Iterable[tuple[str, Any]]) -> tuple[list[list[str]], list[list[str]]]:
     """Convert (where, row) pairs, where = "file:line", into token and tag lists.
 
     A row whose author or date is given but absent from its prompt cannot be labelled correctly (tagging it
-    would teach the model that the real mention is O), so it is skipped and counted in the report.
+    would teach the model that the real mention is O), so it is skipped, and the skipped rows are counted in the log.
     """
-    all_tokens, all_tags, report = [], [], TextminrReport()
+    all_tokens, all_tags, rows_seen = [], [], 0
+    skipped: Counter = Counter()  # rows per field not found in the prompt
+    examples: list[str] = []
     for where, row in rows:
         if not isinstance(row, dict) or "prompt" not in row or "response" not in row:
             raise DataError(f"{where}: a TextminR row needs 'prompt' and 'response' fields, got {row!r:.80}")
-        report.rows += 1
+        rows_seen += 1
         tokens, tags, not_found = tag_prompt(str(row["prompt"]), parse_response(row["response"], where))
         if not tokens:
             not_found = ["prompt"]  # an empty prompt has nothing to tag
         if not_found:
-            report.skipped.update(not_found)
-            if len(report.examples) < _EXAMPLES_KEPT:
-                report.examples.append(f"{where} ({', '.join(not_found)} not found)")
+            skipped.update(not_found)
+            if len(examples) < _EXAMPLES_KEPT:
+                examples.append(f"{where} ({', '.join(not_found)} not found)")
             continue
         all_tokens.append(tokens)
         all_tags.append(tags)
-        report.kept += 1
-    if report.kept < report.rows:
-        logger.warning("TextminR rows: %s", report.summary())
-    return all_tokens, all_tags, report
+    if len(all_tokens) < rows_seen:
+        by_field = ", ".join(f"{name}: {count}" for name, count in sorted(skipped.items()))
+        logger.warning(
+            "TextminR rows: kept %d of %d rows; skipped %d whose author/date does not occur in the prompt as whole "
+            "words (%s), e.g. %s", len(all_tokens), rows_seen, rows_seen - len(all_tokens), by_field, "; ".join(examples)
+        )  # fmt: skip
+    return all_tokens, all_tags

