@@ -1,0 +1,79 @@
+"""lit_ner installed from its wheel, not from this checkout: the configs travel inside the package, so training and
+prediction run from an empty folder, and a user's own config folder composes with the shipped configs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(command: list[str], cwd: Path, site: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`command` with only the installed copy of lit_ner in front of the environment's packages."""
+    env = os.environ | {"PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built from a copy of the sources (a build in the checkout could pick up stale build/ files),
+    installed into a folder of its own."""
+    root = tmp_path_factory.mktemp("install")
+    source = root / "source"
+    for folder in ("src", "conf"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for file in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / file, source / file)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)], root, root)
+    [wheel] = (root / "dist").glob("lit_ner-*.whl")
+    run([*pip, "install", "--no-deps", "--no-index", "--target", str(root / "site"), str(wheel)], root, root)
+    return root / "site"
+
+
+def test_the_wheel_ships_every_config(site: Path) -> None:
+    shipped = {p.relative_to(site / "lit_ner" / "conf") for p in (site / "lit_ner" / "conf").rglob("*.yaml")}
+    assert shipped == {p.relative_to(REPO / "conf") for p in (REPO / "conf").rglob("*.yaml")}
+    assert (site / "bin" / "lit-ner-train").is_file() and (site / "bin" / "lit-ner-predict").is_file()
+
+
+def test_the_installed_package_trains_and_predicts_from_an_empty_folder(
+    site: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    work = tmp_path / "empty"
+    work.mkdir()
+    where = run([sys.executable, "-c", "import lit_ner, lit_ner.conf; print(lit_ner.__file__, lit_ner.conf.__file__)"],
+                work, site).stdout.split()  # fmt: skip
+    assert all(Path(f).is_relative_to(site) for f in where), where  # not this checkout, not an editable install
+    overrides = [f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}",
+                 "data.synthetic_size=100", "demo_sentences=[]"]  # fmt: skip
+    run([sys.executable, "-m", "lit_ner.train", "debug=fast", *overrides], work, site)
+    [model] = (work / "outputs" / "quickstart").glob("*/model")  # the default run folder, under the working folder
+    assert (model / "model.safetensors").is_file()
+    text = "alan walker wrote the book in 1940"
+    done = run([sys.executable, "-m", "lit_ner.predict", f"model={model}", f"text={text}"], work, site)
+    assert json.loads(done.stdout)["text"] == text and "entities" in json.loads(done.stdout)
+    done = run([str(site / "bin" / "lit-ner-predict"), f"model={model}", f"text={text}"], work, site)
+    assert json.loads(done.stdout)["text"] == text
+
+
+@pytest.mark.parametrize("how", ["--config-dir", "hydra.searchpath"])
+def test_a_user_config_folder_composes_with_the_shipped_configs(site: Path, tmp_path: Path, how: str) -> None:
+    mine = tmp_path / "my_configs"
+    (mine / "experiment").mkdir(parents=True)
+    (mine / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: local\n\nmodel:\n  lr: 3.0e-4\n"
+    )
+    add = ["--config-dir", str(mine)] if how == "--config-dir" else [f"hydra.searchpath=[file://{mine}]"]
+    command = [sys.executable, "-m", "lit_ner.train", *add, "experiment=mine", "data.path=corpus/", "--cfg", "job"]
+    done = run(command, tmp_path, site)
+    composed = done.stdout
+    assert "lr: 0.0003" in composed and "path: corpus/" in composed and "hub_name: null" in composed, composed
+    assert "_target_: lit_ner.data.NerDataModule" in composed and "_target_: lit_ner.module.NerModule" in composed
