@@ -165,6 +165,11 @@ def missing_model_folder(tmp: Path, tiny: Path):
     return [override], [override, "no such folder"]
 
 
+def missing_relative_model_folder(tmp: Path, tiny: Path):
+    override = "model.model_name_or_path=outputs/no_run/model"  # as users type it: not a Hub name (two slashes)
+    return [override], [override, "no such folder"]
+
+
 def max_length_above_positions(tmp: Path, tiny: Path):
     return ["data.max_length=512"], ["data.max_length=512", "128 positions", "data.max_length=128 or lower"]
 
@@ -235,6 +240,7 @@ DATA_ERRORS: list[Case] = [
 ]  # fmt: skip
 CONFIG_ERRORS: list[Case] = [
     data_path_missing, unknown_scheme, slow_tokenizer, model_folder_without_tokenizer, missing_model_folder,
+    missing_relative_model_folder,
     max_length_above_positions, run_dir_under_a_file, run_dir_read_only, ckpt_path_missing, ckpt_truncated,
     ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind,
 ]  # fmt: skip

@@ -24,6 +24,7 @@ from lit_ner.data import NerDataModule
 from lit_ner.errors import ConfigError, reported
 from lit_ner.data.align import IGNORE
 from lit_ner.metrics import E, EntityMetric, S
+from lit_ner.models import local_or_hub
 from lit_ner.module import NerModule, load_token_classifier
 from lit_ner.reports import NONE, markdown_report, plot_confusion
 
@@ -48,14 +49,8 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
         finally:
             transformers.logging.set_verbosity(verbosity)
         return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
-    # a path, not a Hub name ("owner/model" at most): a missing one is said so, not read as a bad repo id
-    looks_like_a_path = path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1
-    if not path.exists() and looks_like_a_path:
-        raise ConfigError(f"model={name_or_path}: no such folder. {what_to_give}")
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise ConfigError(f"model={name_or_path}: the folder has no config.json. {what_to_give}")
-    local = path.is_dir()
-    source = str(path) if local else name_or_path  # transformers reads "~/..." as a Hub name
+    source = local_or_hub(name_or_path, "model", what_to_give)
+    local = Path(source).is_dir()
     try:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name

@@ -14,6 +14,7 @@ from transformers import AutoConfig, AutoModelForTokenClassification, PreTrained
 from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError
 from lit_ner.metrics import EntityMetric
+from lit_ner.models import local_or_hub
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def load_token_classifier(name_or_path: str, labels: list[str], label_mismatch: 
     another order: the head's rows are permuted) or "reinit" (a new head for the data's labels)."""
     if label_mismatch not in ("error", "remap", "reinit"):
         raise ConfigError(f"label_mismatch={label_mismatch!r}: use error, remap or reinit")
+    name_or_path = local_or_hub(name_or_path, "model.model_name_or_path")
     config = AutoConfig.from_pretrained(name_or_path)
     trained = [config.id2label[i] for i in range(len(config.id2label))] if config.id2label else []
     has_head = any(a.endswith("ForTokenClassification") for a in config.architectures or [])

@@ -23,8 +23,10 @@ from transformers.pipelines.token_classification import AggregationStrategy
 
 from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
 from lit_ner.errors import ConfigError, DataError, reported
+from lit_ner.models import local_or_hub
 
 STRATEGIES = ("simple", "first", "average", "max")
+EXPORTED = "Give the folder lit_ner.train exported: <run_dir>/model (config.json, model.safetensors, tokenizer files)."
 Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
 
 
@@ -99,23 +101,16 @@ class NerPredictor:
         batch_size: int = 32,
         device: str | None = None,
     ) -> "NerPredictor":
-        """Load a folder written by `lit_ner.export.export_model` (or any token-classification model folder)."""
-        folder = Path(folder).expanduser()  # transformers would read "~/..." as a Hub name
-        if not (folder / "config.json").is_file():
-            raise ConfigError(
-                f"model={folder}: no exported model there (config.json, model.safetensors, tokenizer files). "
-                "Give the folder lit_ner.train exported: <run_dir>/model."
-            )
+        """Load a folder written by `lit_ner.export.export_model` (or any token-classification model: a folder, or
+        a Hub name when the Hub is reachable); weights from safetensors only."""
+        source = local_or_hub(str(folder), "model", EXPORTED)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True).to(device)
+            model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True).to(device)
         except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ConfigError(
-                f"model={folder}: cannot load a model from it ({reason}). Give the folder lit_ner.train exported: "
-                "<run_dir>/model."
-            ) from None
-        tokenizer = load_tokenizer(str(folder))  # stops on missing tokenizer files rather than tagging every word [UNK]
+            raise ConfigError(f"model={folder}: cannot load a model from it ({reason}). {EXPORTED}") from None
+        tokenizer = load_tokenizer(source)  # stops on missing tokenizer files rather than tagging every word [UNK]
         return cls(model, tokenizer, aggregation_strategy, max_length, stride, batch_size)
 
     def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:

@@ -25,6 +25,7 @@ from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
 )
 from lit_ner.errors import ConfigError, DataError
+from lit_ner.models import local_or_hub
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class NerDataModule(L.LightningDataModule):
             time.sleep(poll)
 
     def _check_max_length(self) -> None:
-        limit = position_limit(AutoConfig.from_pretrained(self.hparams.tokenizer))
+        limit = position_limit(AutoConfig.from_pretrained(local_or_hub(self.hparams.tokenizer, "model.model_name_or_path")))
         if limit and self.hparams.max_length > limit:
             raise ConfigError(
                 f"data.max_length={self.hparams.max_length} is above the {limit} positions of "

@@ -1,13 +1,13 @@
 """Tokenizer loading and sentence encoding: words and tags in, model rows (ids, labels, windows) out."""
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from lit_ner.data.align import align_labels, plan_windows
 from lit_ner.errors import ConfigError
+from lit_ner.models import WHAT_TO_GIVE, local_or_hub
 
 # Byte-level BPE tokenizers glue a word to the one before it unless told that each
 # pre-split word starts after a space (what `add_prefix_space` does).
@@ -26,25 +26,16 @@ def position_limit(config: PretrainedConfig) -> int | None:
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """Load a fast tokenizer; word-to-sub-token alignment (`word_ids`) needs one."""
-    hint = (
-        "Give a folder holding config.json and tokenizer files, or a Hub name when the Hub is reachable "
-        "(model=minilm is the encoder that ships with lit_ner)."
-    )
-    path = Path(name_or_path).expanduser()
-    if (path.is_absolute() or name_or_path.startswith((".", "~")) or path.exists()) and not path.is_dir():
-        raise ConfigError(
-            f"model.model_name_or_path={name_or_path}: {'not a folder' if path.exists() else 'no such folder'}. {hint}"
-        )
+    source = local_or_hub(name_or_path, "model.model_name_or_path")
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
+        config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:
-        where = "folder" if path.exists() else "Hub model"
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
         raise ConfigError(
-            f"cannot load the model config from {where} '{name_or_path}' (model.model_name_or_path): {reason}. {hint}"
+            f"cannot load the model config of '{name_or_path}' (model.model_name_or_path): {reason}. {WHAT_TO_GIVE}"
         ) from None
     kwargs = {"add_prefix_space": True} if config.model_type in BPE_MODEL_TYPES else {}
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
         # transformers 5 builds an empty tokenizer from a folder without tokenizer files: every word would be [UNK]
         raise ConfigError(
