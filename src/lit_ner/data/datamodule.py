@@ -1,11 +1,7 @@
 """NerDataModule: read any NER source, check and convert its tags, encode once into a cache, batch with little padding."""
 
-import hashlib
 import json
 import logging
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +11,10 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
-import lit_ner
 from lit_ner.data.align import IGNORE
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
+from lit_ner.data import cache
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.readers import load_ner_dataset
 from lit_ner.data.schemes import (
@@ -135,21 +131,11 @@ class NerDataModule(L.LightningDataModule):
         self.tokenizer = None
         self._meta: dict[str, Any] | None = None
 
-    # ---- cache ---------------------------------------------------------------------------------------------
+    # ---- prepare: read, check, encode, cache --------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
         """Folder of the encoded data: one per (source, files' sizes and times, tokenizer, encoding options)."""
-        hp = dict(self.hparams)
-        keyed = {k: hp[k] for k in SOURCE_KEYS + ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme")}
-        keyed |= {k: hp[k] for k in ("max_length", "stride", "label_all_tokens")}
-        keyed["tokenizer"] = _resolve(hp["tokenizer"])
-        keyed["version"] = lit_ner.__version__
-        if hp["path"]:
-            keyed["path"] = _resolve(hp["path"])
-            keyed["files"] = _file_stamps(Path(hp["path"]).expanduser())
-        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        root = Path(hp["cache_dir"] or Path.home() / ".cache" / "lit_ner").expanduser()
-        return root / digest
+        return cache.folder_for(dict(self.hparams), SOURCE_KEYS)
 
     def load_words(self) -> DatasetDict:
         """The sentences as words and tags (already in `train_scheme`), as read from the source."""
@@ -206,36 +192,11 @@ class NerDataModule(L.LightningDataModule):
                     "(each word is scored once)",
                     name, info["split_sentences"], self.hparams.max_length,
                 )  # fmt: skip
-        # write next to the target under a name of this process's own, then rename: a killed run never leaves a
-        # half-written cache behind, and two runs preparing the same data at once cannot clobber each other
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
-        try:
-            words.save_to_disk(str(partial / "words"))
-            encoded.save_to_disk(str(partial / "encoded"))
-            (partial / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            partial.rename(target)
-        except OSError:
-            if not (target / "meta.json").exists():  # not "another process finished first": a real failure
-                raise
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        log.info("encoded data cached in %s", target)
+        cache.write(target, words, encoded, meta)
 
     def wait_for_cache(self, timeout: float = 6 * 3600, poll: float = 2.0) -> None:
         """In the processes that do not prepare the data: wait until the process that does has cached it."""
-        meta_file = self.cache_path / "meta.json"
-        deadline = time.monotonic() + timeout
-        if not meta_file.exists():
-            log.info("waiting for local rank 0 to encode the data into %s", meta_file.parent)
-        while not meta_file.exists():
-            if time.monotonic() > deadline:
-                raise DataError(
-                    f"no encoded data appeared in {meta_file.parent} within {timeout:.0f} s; local rank 0 of this "
-                    "node prepares it: see its log for the error (data.cache_dir must be visible to all processes "
-                    "of a node)"
-                )
-            time.sleep(poll)
+        cache.wait_for(self.cache_path, timeout, poll)
 
     def _check_max_length(self) -> None:
         limit = position_limit(AutoConfig.from_pretrained(local_or_hub(self.hparams.tokenizer, "model.model_name_or_path")))
@@ -348,21 +309,3 @@ class NerDataModule(L.LightningDataModule):
             if self.hparams.label_all_tokens:
                 batch["all_labels"][i, :n] = torch.tensor(row["all_labels"])
         return batch
-
-
-def _resolve(name_or_path: str) -> str:
-    path = Path(name_or_path).expanduser()
-    return str(path.resolve()) if path.exists() else name_or_path
-
-
-def _file_stamps(path: Path) -> list[tuple[str, int, int]]:
-    """Size and time of each data file under `path`, leaving out what reading it writes there: `datasets`' own
-    cache-*.arrow files beside a save_to_disk folder, and hidden files or folders."""
-    if not path.exists():
-        return []
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    kept = [
-        p for p in files
-        if not p.name.startswith("cache-") and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    ]  # fmt: skip
-    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in kept]
