@@ -1,10 +1,12 @@
 """Sweeps: a run that fails is recorded and the sweep goes on; after the multirun, one table of every run's overrides,
-best val/f1 and test F1, best first."""
+best val/f1 and test F1, best first, and one of mean ± std over the runs that differ only in their seed."""
 
 import csv
 import json
 import logging
 import math
+import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +47,55 @@ class SweepSummary(HydraCallback):
                 {
                     "run": metrics_file.parent.name,
                     "overrides": " ".join(str(o) for o in overrides),
+                    "settings": " ".join(str(o) for o in overrides if not SEED.match(str(o))),
                     "best_val_f1": "" if score is None else f"{score:.4f}",
                     "test_f1": f"{run['scores']['test/f1']:.4f}" if "test/f1" in run.get("scores", {}) else "",
                     "status": run.get("status", "ok"),
+                    "val": score,
+                    "test": run.get("scores", {}).get("test/f1"),
                 }
             )
         sign = -1 if config.get("optimized_mode", "max") == "max" else 1
         rows.sort(key=lambda r: sign * float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
         with open(sweep_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"])
+            writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         table = ["| run | overrides | best val/f1 | test f1 | status |", "|---|---|---|---|---|"]
         table += [f"| {r['run']} | {r['overrides']} | {r['best_val_f1']} | {r['test_f1']} | {r['status']} |" for r in rows]
+        seeds = seed_table(rows, sign) if any(r["settings"] != r["overrides"] for r in rows) else []
+        if seeds:
+            table += ["", "mean ± sample std over the runs that differ only in `seed` (n: runs with a score):", "", *seeds]
         (sweep_dir / "summary.md").write_text("\n".join(table) + "\n", encoding="utf-8")
         print(f"\nsweep summary ({len(rows)} runs, best first): {sweep_dir / 'summary.md'}\n" + "\n".join(table))
+
+
+# a seed override as Hydra records it: seed=3, +seed=3, ++seed=3
+SEED = re.compile(r"^\+{0,2}seed=")
+
+
+def mean_std(values: list[float]) -> str:
+    """"0.8312 ± 0.0041" (sample std, as published seed averages report it); one value has no spread."""
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def seed_table(rows: list[dict[str, Any]], sign: int = -1) -> list[str]:
+    """Markdown rows: one per group of runs whose overrides are equal once `seed=` is left out, best mean first
+    (`sign` -1: higher is better)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["settings"], []).append(row)
+    stats = []
+    for settings, runs in groups.items():
+        val = [r["val"] for r in runs if r["val"] is not None]
+        test = [r["test"] for r in runs if r["test"] is not None]
+        failed = len(runs) - len(val)
+        stats.append((sign * statistics.mean(val) if val else math.inf, settings or "(none)", len(val), failed, val, test))
+    stats.sort(key=lambda s: s[0])
+    table = ["| overrides besides seed | n | best val/f1 | test f1 | runs without a score |", "|---|---:|---|---|---:|"]
+    table += [f"| {s} | {n} | {mean_std(val)} | {mean_std(test)} | {failed} |" for _, s, n, failed, val, test in stats]
+    return table

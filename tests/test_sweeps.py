@@ -1,0 +1,52 @@
+"""The sweep summary: every run's row, and mean ± std over the runs that differ only in their seed."""
+
+import json
+import statistics
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from lit_ner.sweeps import SweepSummary
+
+
+def fake_run(sweep: Path, name: str, overrides: list[str], val: float | None, test: float | None = None) -> None:
+    """A run folder as a multirun leaves it: .hydra/overrides.yaml and the metrics.json lit_ner.train writes."""
+    (sweep / name / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), sweep / name / ".hydra" / "overrides.yaml")
+    if val is None:
+        metrics = {"status": "failed: ConfigError: bad", "best_val_f1": None, "scores": {}}
+    else:
+        metrics = {"best_val_f1": val, "scores": {"test/f1": test}}
+    (sweep / name / "metrics.json").write_text(json.dumps(metrics))
+
+
+def summarise(sweep: Path) -> str:
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "optimized_mode": "max"}))
+    return (sweep / "summary.md").read_text(encoding="utf-8")
+
+
+def test_runs_that_differ_only_in_seed_are_summarised_as_mean_and_std(tmp_path: Path) -> None:
+    low = [(0.61, 0.58), (0.65, 0.60), (0.60, 0.57)]
+    high = [(0.71, 0.69), (0.74, 0.70), (0.72, 0.66)]
+    for i, (val, test) in enumerate(low):
+        fake_run(tmp_path, f"{i}_a", [f"seed={i + 1}", "model.lr=1e-5"], val, test)
+    for i, (val, test) in enumerate(high):
+        fake_run(tmp_path, f"{i + 3}_a", [f"seed={i + 1}", "model.lr=1e-4"], val, test)
+    fake_run(tmp_path, "6_a", ["seed=4", "model.lr=1e-4"], None)  # a failed run: counted, not averaged
+    summary = summarise(tmp_path)
+    assert summary.count("| ok |") == 6  # the per-run rows stay
+
+    seed_rows = [line for line in summary.splitlines() if line.startswith("| model.lr=")]
+    assert [row.split(" | ")[0] for row in seed_rows] == ["| model.lr=1e-4", "| model.lr=1e-5"]  # best mean first
+    for row, runs, failed in ((seed_rows[0], high, 1), (seed_rows[1], low, 0)):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        vals, tests = [v for v, _ in runs], [t for _, t in runs]
+        assert cells[1] == "3" and cells[4] == str(failed)
+        assert cells[2] == f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}"
+        assert cells[3] == f"{statistics.mean(tests):.4f} ± {statistics.stdev(tests):.4f}"
+
+
+def test_a_sweep_without_seeds_has_no_seed_table(tmp_path: Path) -> None:
+    fake_run(tmp_path, "0_a", ["model.lr=1e-5"], 0.5, 0.4)
+    fake_run(tmp_path, "1_a", ["model.lr=1e-4"], 0.7, 0.6)
+    assert "besides seed" not in summarise(tmp_path)
