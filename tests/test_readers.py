@@ -9,7 +9,8 @@ import huggingface_hub.constants
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from lit_ner.data.readers import FEATURES, load_ner_dataset, read_conll
+from lit_ner.data.formats import FEATURES, read_conll
+from lit_ner.data.sources import load_ner_dataset
 from lit_ner.errors import ConfigError, DataError
 
 BTC_SECTIONS = {"train": ["a.conll", "b.conll", "e.conll", "g.conll"], "validation": ["h.conll"], "test": ["f.conll"]}

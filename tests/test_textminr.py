@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lit_ner.data.readers import load_ner_dataset
+from lit_ner.data.sources import load_ner_dataset
 from lit_ner.data.textminr import convert_rows, parse_response, tag_prompt
 from lit_ner.errors import DataError
 

@@ -25,7 +25,7 @@ def write_bench_data(folder: Path, data: str | None, train_n: int, eval_n: int, 
     train/validation/test JSON lines that lit_ner (`data=local`) and the recipe (`load_dataset("json")`) both read."""
     from lit_ner.data.books import make_book_corpus
     from lit_ner.data.datamodule import prepare_tags
-    from lit_ner.data.readers import load_ner_dataset
+    from lit_ner.data.sources import load_ner_dataset
 
     if data == "books" or (data is None and not SHARED_CONLL.exists()):
         total = train_n + 2 * eval_n

@@ -1,4 +1,5 @@
-"""Everything before the model: readers, tag schemes, alignment, batching and the NerDataModule."""
+"""Everything before the model: where the splits come from (sources), how files are parsed (formats), tag schemes,
+alignment, batching and the NerDataModule."""
 
 from importlib import import_module
 from typing import Any

@@ -16,7 +16,7 @@ from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedB
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data import cache
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
-from lit_ner.data.readers import load_ner_dataset
+from lit_ner.data.sources import load_ner_dataset
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
 )
