@@ -23,7 +23,7 @@ EXPERIMENTS = sorted(f.name[: -len(".yaml")] for f in resources.files("lit_ner.c
 def test_every_experiment_composes_and_instantiates(experiment: str, tiny_model: Path, tmp_path: Path, make_cfg) -> None:
     cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"experiment={experiment}", size=None)
     datamodule = instantiate(cfg.data, _convert_="all")
-    assert datamodule.hparams.tokenizer == str(tiny_model)
+    assert datamodule.hparams.tokenizer_name_or_path == str(tiny_model)
     model = instantiate(cfg.model, labels=["O", "B-PER", "I-PER"], _convert_="all")
     assert model.model.config.id2label == {0: "O", 1: "B-PER", 2: "I-PER"}
     if experiment == "btc_frozen":  # all layers frozen but the last
@@ -238,3 +238,43 @@ def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp
     overrides = dict(o.split("=", 1) for o in next(r for r in rows if r["run"] == best_run)["overrides"].split())
     best = (sweep / "optimization_results.yaml").read_text()
     assert f"best_value: {returned[best_run]}" in best and f"model.lr: {overrides['model.lr']}" in best, best
+
+
+def test_a_run_that_finds_no_entity_says_so_and_why(tiny_model: Path, tmp_path: Path, make_cfg, capsys, caplog) -> None:
+    # an lr far too high for the tiny model: it collapses to "O" everywhere within its 8 steps
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "model.lr=5e-2", "trainer.max_epochs=1",
+                   "test=false", "export=false")  # fmt: skip
+    result = train(cfg)
+    assert result["best_val_f1"] == 0.0 and result["scores"]["val/predicted_entities"] == 0
+    out = capsys.readouterr().out
+    assert "WARNING: best val/f1 is 0.000: the model predicted no entity at all" in out
+    assert "too few optimizer steps (8 in all)" in out and "model.lr=0.05" in out and "trainer.max_epochs" in out
+    assert any("best val/f1 is 0.000" in r.getMessage() for r in caplog.records)  # in train.log too
+
+
+def test_a_run_that_learns_has_no_zero_f1_warning(straight_run) -> None:
+    from lit_ner.train import zero_f1_advice
+
+    _, result = straight_run
+    assert result["best_val_f1"] > 0 and zero_f1_advice(None, None, result) is None
+
+
+def last_epoch(run_dir: Path) -> int:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["epoch"]
+
+
+def test_early_stopping_stops_a_run_that_no_longer_improves_also_after_resume(
+    tiny_model: Path, tmp_path: Path, make_cfg
+) -> None:
+    # lr 0: val/f1 is the same every epoch, so with patience 1 the second epoch is the last of six
+    stopping = ("callbacks=early_stopping", "callbacks.early_stopping.patience=1", "model.lr=0", "trainer.max_epochs=6",
+                "test=false", "export=false")  # fmt: skip
+    train(make_cfg(tmp_path / "straight", tiny_model, tmp_path / "cache", *stopping))
+    assert last_epoch(tmp_path / "straight") == 1
+    assert (tmp_path / "straight" / "checkpoints" / "best.ckpt").exists()
+    # interrupted after the first epoch and resumed: the counter comes back from the checkpoint, so the run stops
+    # at the same epoch (a fresh counter would take the first resumed epoch for an improvement and run one more)
+    train(make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", *stopping), callbacks=[StopAfterFirstEpoch()])
+    assert last_epoch(tmp_path / "run") == 0
+    train(make_cfg(tmp_path / "elsewhere", tiny_model, tmp_path / "cache", *stopping, f"ckpt_path={tmp_path / 'run'}"))
+    assert last_epoch(tmp_path / "run") == 1

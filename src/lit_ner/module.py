@@ -166,8 +166,11 @@ class NerModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_metric.compute()
+        # how many entities the model predicted at all: 0 means it has only learnt "O" (see train's zero-F1 warning)
+        predicted = self.val_metric.predicted.sum().float()
         self.val_metric.reset()
         self.log("val/f1", scores.pop("f1"), prog_bar=True)
+        self.log("val/predicted_entities", predicted)
         self.log_dict({f"val/{k}": v for k, v in scores.items()})
 
     def on_test_epoch_end(self) -> None:

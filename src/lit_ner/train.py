@@ -2,6 +2,7 @@
 checkpoint, export, summarise."""
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from lit_ner.errors import ConfigError, DataError, exit_with
 from lit_ner.export import export_model
 from lit_ner.reports import entity_rows, markdown_table
 from lit_ner.sweeps import record_failed_run
+
+log = logging.getLogger("lit_ner")
 
 
 def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
@@ -103,12 +106,32 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
     if result["best_val_f1"] is not None:
         lines.append(f"  best val/f1  {result['best_val_f1']:.4f}")
+    advice = zero_f1_advice(cfg, trainer, result)
+    if advice:
+        log.warning(advice)
+        lines += ["", f"WARNING: {advice}"]
     rows = entity_rows(scores, "test")
     if rows:
         lines += ["", "test scores (entity level):", markdown_table(rows)]
     print("\n".join(lines))
     if cfg.demo_sentences and "export" in result:
         demo(result["export"], list(cfg.demo_sentences))
+
+
+def zero_f1_advice(cfg: DictConfig, trainer: L.Trainer, result: dict[str, Any]) -> str | None:
+    """A run whose best val/f1 is 0 has learnt nothing usable, most often "O" everywhere: say so, and why."""
+    if result["best_val_f1"] != 0.0:
+        return None
+    predicted = result["scores"].get("val/predicted_entities")
+    what = "the model predicted no entity at all" if not predicted else f"none of its {predicted:.0f} predicted entities"
+    what += " in the last validation" if not predicted else " was right in the last validation"
+    return (
+        f"best val/f1 is 0.000: {what}. Likely causes: too few optimizer steps ({trainer.global_step} in all), or a "
+        f"learning rate that does not suit this encoder (model.lr={cfg.model.lr} for {cfg.model.model_name_or_path}), "
+        "most often too low: an experiment's lr is its published encoder's, and model=minilm learns with 1e-4 where "
+        "bert-base encoders use 2e-5 to 5e-5. Try more epochs (trainer.max_epochs), model.lr=1e-4 for model=minilm, "
+        "or model.warmup_ratio=0 on a short run."
+    )
 
 
 def demo(folder: str, sentences: list[str]) -> None:
