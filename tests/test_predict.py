@@ -12,7 +12,7 @@ import pytest
 from transformers import pipeline
 
 from lit_ner.errors import ConfigError
-from lit_ner.predict import STRATEGIES, NerPredictor, main, token_sources
+from lit_ner.predict import STRATEGIES, NerPredictor, main, parse_args, token_sources
 from lit_ner.train import train
 
 SENTENCES = [
@@ -87,12 +87,12 @@ def test_each_token_is_read_from_the_window_where_it_sits_nearest_the_centre() -
 
 
 def test_a_long_document_is_read_to_its_end(model_folder: Path) -> None:
-    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy="first", stride=32, device="cpu")
+    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy="first", overlap=32, device="cpu")
     filler = " ".join(["Alan Walker wrote a book about the old river and the city in 1940."] * 12)
     ending = " In 1987, Anna Smith wrote Élodie's Garden; it appeared in 1923."
     document = filler + ending
     windows = predictor.tokenizer(
-        document, truncation=True, max_length=128, stride=32, return_overflowing_tokens=True,
+        document, truncation=True, max_length=128, stride=32, return_overflowing_tokens=True,  # transformers' overlap
         return_special_tokens_mask=True,
     )  # fmt: skip
     assert len(windows["input_ids"]) >= 3  # the model (128 positions) sees it in several windows
@@ -229,9 +229,11 @@ def test_window_sizes_are_checked_and_named(model_folder: Path, capsys) -> None:
         NerPredictor.from_pretrained(model_folder, max_length=129, device="cpu")
     with pytest.raises(ConfigError, match="max_length=2: leaves no room"):  # [CLS] and [SEP] fill it
         NerPredictor.from_pretrained(model_folder, max_length=2, device="cpu")
-    for arg in ("max_length=0", "batch_size=0", "stride=-1", "max_length=x"):
+    for arg in ("max_length=0", "batch_size=0", "overlap=-1", "max_length=x"):
         message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", arg])
         assert f"{arg}: expected a whole number" in message
+    with pytest.raises(ConfigError, match="'stride=16': stride= is now called overlap="):  # the option's old name
+        parse_args([f"model={model_folder}", "text=Alan Walker", "stride=16"])
 
 
 def test_input_must_be_json_lines_and_may_open_with_a_byte_order_mark(model_folder: Path, tmp_path: Path, capsys):

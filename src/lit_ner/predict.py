@@ -35,8 +35,8 @@ def word_starts(words: Sequence[str]) -> list[int]:
     return list(accumulate((len(word) + 1 for word in words[:-1]), initial=0))
 
 
-def token_sources(lengths: Sequence[int], stride: int) -> list[tuple[int, int]]:
-    """For each token of a document cut into windows of these lengths (consecutive ones share `stride` tokens), the
+def token_sources(lengths: Sequence[int], overlap: int) -> list[tuple[int, int]]:
+    """For each token of a document cut into windows of these lengths (consecutive ones share `overlap` tokens), the
     (window, index in it) to read its scores from: the window whose centre is nearest, where it has the most context."""
     best: list[tuple[float, int, int]] = []  # per document token: (distance from the centre, window, index)
     start = 0  # document position of the window's first token
@@ -47,7 +47,7 @@ def token_sources(lengths: Sequence[int], stride: int) -> list[tuple[int, int]]:
                 best.append(candidate)
             else:  # on a tie the earlier window wins
                 best[start + index] = min(best[start + index], candidate)
-        start += length - stride
+        start += length - overlap
     return [(window, index) for _, window, index in best]
 
 
@@ -60,7 +60,7 @@ class NerPredictor:
         tokenizer: PreTrainedTokenizerBase,
         aggregation_strategy: str = "simple",
         max_length: int | None = None,
-        stride: int | None = None,
+        overlap: int | None = None,
         batch_size: int = 32,
     ) -> None:
         if aggregation_strategy not in STRATEGIES:
@@ -84,9 +84,11 @@ class NerPredictor:
                 f"max_length={self.max_length}: leaves no room for text beside the model's "
                 f"{tokenizer.num_special_tokens_to_add()} special tokens"
             )
-        self.stride = self.max_length // 4 if stride is None else stride  # tokens shared by consecutive windows
-        if not 0 <= self.stride < content:
-            raise ConfigError(f"stride={self.stride}: must be at least 0 and below {content} (the tokens in a window)")
+        self.overlap = self.max_length // 4 if overlap is None else overlap  # tokens shared by consecutive windows
+        if not 0 <= self.overlap < content:
+            raise ConfigError(
+                f"overlap={self.overlap}: must be at least 0 and below {content} (the tokens in a window)"
+            )
         self.batch_size = batch_size
         # kept only for its postprocessing, so tokens are judged sub-words and grouped exactly as transformers does
         self.grouper = TokenClassificationPipeline(model=model, tokenizer=tokenizer, device=model.device)
@@ -97,7 +99,7 @@ class NerPredictor:
         folder: str | Path,
         aggregation_strategy: str = "simple",
         max_length: int | None = None,
-        stride: int | None = None,
+        overlap: int | None = None,
         batch_size: int = 32,
         device: str | None = None,
     ) -> "NerPredictor":
@@ -111,7 +113,7 @@ class NerPredictor:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(f"model={folder}: cannot load a model from it ({reason}). {EXPORTED}") from None
         tokenizer = load_tokenizer(source)  # stops on missing tokenizer files rather than tagging every word [UNK]
-        return cls(model, tokenizer, aggregation_strategy, max_length, stride, batch_size)
+        return cls(model, tokenizer, aggregation_strategy, max_length, overlap, batch_size)
 
     def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
         """The entities of one text, or of each text; `text[start:end] == entity["text"]`."""
@@ -142,7 +144,7 @@ class NerPredictor:
     def _predict_batch(self, inputs: list[str] | list[list[str]], texts: list[str]) -> list[list[Entity]]:
         split = isinstance(inputs[0], list)
         encoding = self.tokenizer(
-            inputs, is_split_into_words=split, truncation=True, max_length=self.max_length, stride=self.stride,
+            inputs, is_split_into_words=split, truncation=True, max_length=self.max_length, stride=self.overlap,
             return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
         )  # fmt: skip
         scores = self._scores(encoding)
@@ -182,7 +184,7 @@ class NerPredictor:
         contents = [[i for i, special in enumerate(encoding["special_tokens_mask"][w]) if not special] for w in windows]
         word_ids = [encoding.word_ids(w) for w in windows]
         ids, offsets, rows = [], [], []
-        for source, index in token_sources([len(content) for content in contents], self.stride):
+        for source, index in token_sources([len(content) for content in contents], self.overlap):
             window, i = windows[source], contents[source][index]
             begin, end = encoding["offset_mapping"][window][i]
             shift = shifts[word_ids[source][i]] if shifts is not None else 0
@@ -205,9 +207,10 @@ class NerPredictor:
 
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
-    "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [stride=N]"
+    "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [overlap=N]"
 )
-OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "stride"}
+OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "overlap"}
+RENAMED = {"stride": "overlap"}  # options renamed since lit_ner 0.1 (old -> new)
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -216,6 +219,9 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in OPTIONS]
     if unknown or "model" not in args or ("text" in args) == ("input" in args):
         problem = f"unknown argument {unknown[0]!r}" if unknown else "give model= and one of text= or input="
+        old = unknown[0].partition("=")[0] if unknown else None
+        if old in RENAMED:
+            problem += f": {old}= is now called {RENAMED[old]}= (the tokens consecutive windows share)"
         raise ConfigError(f"{problem}\n{USAGE}")
     return args
 
@@ -281,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         records = [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
-            whole_number(args, "stride", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
+            whole_number(args, "overlap", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
         )  # fmt: skip
         progress = "input" in args
         by_text = [r for r in records if "tokens" not in r]
