@@ -141,6 +141,10 @@ def unknown_scheme(tmp: Path, tiny: Path):
     return ["data.scheme=IOB3"], ["data.scheme='IOB3'", "IOB2"]
 
 
+def renamed_data_key(tmp: Path, tiny: Path):  # a user's config written for the old names
+    return ["+data.stride=16"], ["data.stride is now called data.context"]
+
+
 def slow_tokenizer(tmp: Path, tiny: Path):
     from transformers import BertTokenizerLegacy
 
@@ -220,6 +224,12 @@ def ckpt_of_another_kind(tmp: Path, tiny: Path):
     return [f"ckpt_path={run}"], ["ckpt_path=", "not a lit_ner training checkpoint", "model.model_name_or_path="]
 
 
+def ckpt_with_old_key_names(tmp: Path, tiny: Path):  # saved when data.context was called stride: still compared
+    saved = {"state_dict": {}, "hyper_parameters": {"labels": ["O"]}, "datamodule_hyper_parameters": {"stride": 5}}
+    run = checkpoint(tmp, saved)
+    return [f"ckpt_path={run}"], ["trained with other settings", "data.context=", "(the checkpoint has 5)"]
+
+
 def ckpt_with_other_labels(tmp: Path, tiny: Path):
     run = checkpoint(tmp, {"state_dict": {}, "hyper_parameters": {"labels": ["O", "B-PER", "I-PER"]}})
     return [f"ckpt_path={run}"], ["trained with labels ['O', 'B-PER', 'I-PER']", "label_mismatch=reinit"]
@@ -239,10 +249,10 @@ DATA_ERRORS: list[Case] = [
     prefixed_tag_in_plain_data,
 ]  # fmt: skip
 CONFIG_ERRORS: list[Case] = [
-    data_path_missing, unknown_scheme, slow_tokenizer, model_folder_without_tokenizer, missing_model_folder,
-    missing_relative_model_folder,
-    max_length_above_positions, run_dir_under_a_file, run_dir_read_only, ckpt_path_missing, ckpt_truncated,
-    ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind,
+    data_path_missing, unknown_scheme, renamed_data_key, slow_tokenizer, model_folder_without_tokenizer,
+    missing_model_folder, missing_relative_model_folder, max_length_above_positions, run_dir_under_a_file,
+    run_dir_read_only, ckpt_path_missing, ckpt_truncated,
+    ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind, ckpt_with_old_key_names,
 ]  # fmt: skip
 # found once the data is read and encoded: the cache entry is complete (and reused by the corrected run)
 AFTER_ENCODING: list[Case] = [ckpt_with_other_labels, freeze_more_layers_than_exist, label_mismatch_value]

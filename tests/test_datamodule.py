@@ -31,7 +31,10 @@ def conll_folder(tmp_path: Path) -> Path:
 
 
 def make(tiny_model: Path, folder: Path, tmp_path: Path, **kwargs) -> NerDataModule:
-    return NerDataModule(tokenizer=str(tiny_model), path=str(folder), cache_dir=str(tmp_path / "cache"), max_length=32, **kwargs)
+    return NerDataModule(
+        tokenizer_name_or_path=str(tiny_model), path=str(folder), cache_dir=str(tmp_path / "cache"), max_length=32,
+        **kwargs,
+    )
 
 
 def test_prepare_encodes_once_and_setup_only_loads(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
@@ -69,7 +72,8 @@ def test_batches_pad_to_the_longest_row_and_keep_windows_together(tiny_model: Pa
         # a continuing row reads the same sentence as the row before it; every sentence is read
         sentences = batch["sentence"].tolist()
         assert all(s == sentences[i - 1] for i, s in enumerate(sentences) if batch["continues"][i])
-    assert sorted({s for b in val for s in b["sentence"].tolist()}) == list(range(len(dm.words()["validation"]["tags"])))
+    validation = dm.cached_words()["validation"]
+    assert sorted({s for b in val for s in b["sentence"].tolist()}) == list(range(len(validation["tags"])))
     sizes = [b["attention_mask"].sum(1).max().item() for b in val]
     assert sizes == sorted(sizes)  # evaluation in length order
 

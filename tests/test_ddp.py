@@ -38,7 +38,7 @@ def gold_entities(make_cfg, tiny_model: Path, tmp: Path, split: str) -> Counter:
     from lit_ner.data.schemes import entity_spans
 
     datamodule = instantiate(make_cfg(tmp, tiny_model, tmp / "cache", size=SIZE).data, _convert_="all")
-    return Counter(kind for tags in datamodule.words()[split]["tags"] for kind, _, _ in entity_spans(tags))
+    return Counter(kind for tags in datamodule.cached_words()[split]["tags"] for kind, _, _ in entity_spans(tags))
 
 
 def supports(scores: dict[str, float], stage: str) -> Counter:

@@ -66,9 +66,9 @@ def read_conll(path: Path) -> list[list[list[str]]]:
 def test_conll_output_has_every_word_with_its_gold_tag(evaluated, run: Path, tiny_model: Path) -> None:
     report, out = evaluated
     data = eval_cfg(run / "model", out, run.parent / "cache").data
-    datamodule = instantiate(data, tokenizer=str(tiny_model), _convert_="all")
+    datamodule = instantiate(data, tokenizer_name_or_path=str(tiny_model), _convert_="all")
     datamodule.prepare_data()
-    words = datamodule.words()["test"]
+    words = datamodule.cached_words()["test"]
     sentences = read_conll(out / "test.conll")
     assert len(sentences) == len(words) == report["sentences"]
     for lines, tokens, tags in zip(sentences, words["tokens"], words["tags"]):
@@ -172,7 +172,8 @@ def test_untrained_encoder_is_the_zero_shot_baseline(evaluated) -> None:
 def test_long_sentences_are_read_in_windows(run: Path, tmp_path: Path) -> None:
     # 12 sub-tokens a row: most sentences take several windows; each word must still get one prediction
     conll = tmp_path / "windows.conll"
-    cfg = eval_cfg(run / "model", tmp_path, tmp_path / "cache", "data.max_length=12", "data.stride=2", f"conll={conll}")
+    overrides = ("data.max_length=12", "data.context=2", f"conll={conll}")
+    cfg = eval_cfg(run / "model", tmp_path, tmp_path / "cache", *overrides)
     report = evaluate(cfg)
     assert report["windowed_sentences"] > report["sentences"] // 2
     sentences = read_conll(conll)

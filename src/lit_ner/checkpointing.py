@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from lit_ner.data.datamodule import RENAMED
 from lit_ner.errors import ConfigError
 
 
@@ -114,7 +115,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 # settings that may differ on resume without changing what is trained: where things are, how many workers
-RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer"}
+RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer_name_or_path"}
 
 
 def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:
@@ -123,15 +124,15 @@ def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path)
     differ = []
     for group, saved in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         now = OmegaConf.to_container(cfg[group], resolve=True)
-        for key, then in checkpoint.get(saved, {}).items():
+        for saved_key, shown in checkpoint.get(saved, {}).items():
+            key = RENAMED.get(saved_key, saved_key) if group == "data" else saved_key  # an older checkpoint's name
             if key in RESUME_FREE or key not in now:
                 continue
+            then, value = shown, now[key]
             if key == "model_name_or_path":  # a folder may move (another virtual environment): compare names
-                then, value = Path(str(then)).name, Path(str(now[key])).name
-            else:
-                value = now[key]
+                then, value = Path(str(then)).name, Path(str(value)).name
             if then != value:
-                differ.append(f"{group}.{key}={now[key]} (the checkpoint has {checkpoint[saved][key]})")
+                differ.append(f"{group}.{key}={now[key]} (the checkpoint has {shown})")
     if differ:
         raise ConfigError(
             f"ckpt_path={ckpt} was trained with other settings: {'; '.join(differ)}. Resume with the original "

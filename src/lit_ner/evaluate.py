@@ -186,7 +186,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model, model_labels, tokenizer = load_model(name)
     # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
     labels = model_labels or cfg.data.get("labels")
-    datamodule = build(cfg.data, tokenizer=tokenizer, labels=labels, _convert_="all")  # its errors as themselves
+    datamodule = build(cfg.data, tokenizer_name_or_path=tokenizer, labels=labels, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("test")
     if cfg.split not in datamodule.datasets:
@@ -199,7 +199,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     labels = datamodule.labels
     metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
     predicted = predict_words(model, datamodule, cfg.split, metrics)
-    words = datamodule.words()[cfg.split]
+    words = datamodule.cached_words()[cfg.split]
     tokens, gold = words["tokens"], words["tags"]
     pred = [[labels[i] for i in predicted.get(s, [])] for s in range(len(gold))]
     unscored = [s for s in range(len(gold)) if len(pred[s]) != len(gold[s])]

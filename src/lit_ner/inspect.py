@@ -14,14 +14,14 @@ from lit_ner.errors import reported
 
 def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose for notebooks)
     """A plain-text report of the data a NerDataModule would train on."""
-    words = datamodule.load_words()
+    words = datamodule.words_from_source()
     meta = datamodule.meta
-    tokenizer = load_tokenizer(datamodule.hparams.tokenizer)
+    tokenizer = load_tokenizer(datamodule.hparams.tokenizer_name_or_path)
     max_length = datamodule.hparams.max_length
     lines = [
         f"source tag scheme: {meta['scheme']} (trained as {meta['train_scheme']})",
         f"labels ({len(meta['labels'])}): {' '.join(meta['labels'])}",
-        f"tokenizer: {datamodule.hparams.tokenizer}",
+        f"tokenizer: {datamodule.hparams.tokenizer_name_or_path}",
         "",
     ]
     for name, split in words.items():

@@ -18,14 +18,14 @@ from lit_ner.errors import DataError
 
 log = logging.getLogger(__name__)
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
-ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", "max_length", "stride",
+ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", "max_length", "context",
                  "label_all_tokens")  # fmt: skip
 
 
 def folder_for(hparams: Mapping[str, Any], source_keys: Sequence[str]) -> Path:
     """The folder of the data these DataModule arguments encode, under `cache_dir` (~/.cache/lit_ner by default)."""
     keyed = {k: hparams[k] for k in (*source_keys, *ENCODING_KEYS)}
-    keyed["tokenizer"] = _resolve(hparams["tokenizer"])
+    keyed["tokenizer_name_or_path"] = _resolve(hparams["tokenizer_name_or_path"])
     keyed["version"] = lit_ner.__version__
     if hparams["path"]:
         keyed["path"] = _resolve(hparams["path"])

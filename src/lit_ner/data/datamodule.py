@@ -29,6 +29,8 @@ SOURCE_KEYS = (
     "path", "hub_name", "hub_config", "hub_revision", "format", "data_files", "tag_column", "token_prefix",
     "tokens_field", "tags_field", "label_names", "validation_fraction", "seed",
 )  # fmt: skip
+# arguments renamed since lit_ner 0.1 (old -> new): a config that still sets the old one stops with the new name
+RENAMED = {"stride": "context", "tokenizer": "tokenizer_name_or_path"}
 
 
 def check_plain(raw: DatasetDict, where: str) -> None:
@@ -87,7 +89,7 @@ class NerDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        tokenizer: str,
+        tokenizer_name_or_path: str,
         path: str | None = None,
         hub_name: str | None = None,
         hub_config: str | None = None,
@@ -105,7 +107,7 @@ class NerDataModule(L.LightningDataModule):
         scheme: str = "auto",
         train_scheme: str = "IOB2",
         max_length: int = 256,
-        stride: int = 32,
+        context: int = 32,
         label_all_tokens: bool = False,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -137,8 +139,9 @@ class NerDataModule(L.LightningDataModule):
         """Folder of the encoded data: one per (source, files' sizes and times, tokenizer, encoding options)."""
         return cache.folder_for(dict(self.hparams), SOURCE_KEYS)
 
-    def load_words(self) -> DatasetDict:
-        """The sentences as words and tags (already in `train_scheme`), as read from the source."""
+    def words_from_source(self) -> DatasetDict:
+        """The sentences as words and tags (converted to `train_scheme`), read and checked from the source itself
+        (not the cache); sets the labels and the scheme report."""
         hp = self.hparams
         if hp.synthetic == "books":
             raw = make_book_corpus(hp.synthetic_size, seed=hp.seed, validation_fraction=hp.validation_fraction)
@@ -153,9 +156,9 @@ class NerDataModule(L.LightningDataModule):
         target = self.cache_path
         if (target / "meta.json").exists():
             return
-        words = self.load_words()
+        words = self.words_from_source()
         meta = self._meta
-        tokenizer = load_tokenizer(self.hparams.tokenizer)
+        tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
         self._check_max_length()
         label2id = {label: i for i, label in enumerate(meta["labels"])}
         encoded = DatasetDict(
@@ -170,7 +173,7 @@ class NerDataModule(L.LightningDataModule):
                         label2id=label2id,
                         max_length=self.hparams.max_length,
                         label_all_tokens=self.hparams.label_all_tokens,
-                        context=self.hparams.stride,
+                        context=self.hparams.context,
                     ),
                     desc=f"tokenizing {name}",
                 )
@@ -199,12 +202,13 @@ class NerDataModule(L.LightningDataModule):
         cache.wait_for(self.cache_path, timeout, poll)
 
     def _check_max_length(self) -> None:
-        limit = position_limit(AutoConfig.from_pretrained(local_or_hub(self.hparams.tokenizer, "model.model_name_or_path")))
+        name = self.hparams.tokenizer_name_or_path
+        limit = position_limit(AutoConfig.from_pretrained(local_or_hub(name, "model.model_name_or_path")))
         if limit and self.hparams.max_length > limit:
             raise ConfigError(
-                f"data.max_length={self.hparams.max_length} is above the {limit} positions of "
-                f"'{self.hparams.tokenizer}'. Set data.max_length={limit} or lower: longer sentences are split "
-                "into overlapping windows, never truncated."
+                f"data.max_length={self.hparams.max_length} is above the {limit} positions of '{name}'. Set "
+                f"data.max_length={limit} or lower: longer sentences are split into overlapping windows, never "
+                "truncated."
             )
 
     # ---- setup ---------------------------------------------------------------------------------------------
@@ -225,9 +229,10 @@ class NerDataModule(L.LightningDataModule):
         if self.datasets is not None:  # fit then test in one run: encode and load once
             return
         self.datasets = load_from_disk(str(self.cache_path / "encoded"))
-        self.tokenizer = load_tokenizer(self.hparams.tokenizer)
+        self.tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
 
-    def words(self) -> DatasetDict:
+    def cached_words(self) -> DatasetDict:
+        """The words and tags `prepare_data` cached beside the encoded rows (what the model is scored against)."""
         return load_from_disk(str(self.cache_path / "words"))
 
     # ---- loaders -------------------------------------------------------------------------------------------

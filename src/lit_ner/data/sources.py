@@ -69,7 +69,9 @@ def load_ner_dataset(
 # ---- The Hub, and Arrow datasets' splits (Hub or save_to_disk)
 
 
-def _load_hub(name: str, config: str | None, revision: str | None, opts: FormatOptions) -> dict[str, tuple[Dataset, str]]:
+def _load_hub(
+    name: str, config: str | None, revision: str | None, opts: FormatOptions
+) -> dict[str, tuple[Dataset, str]]:
     label = f"{name}" + (f" ({config})" if config else "")
     try:
         loaded = datasets.load_dataset(name, config, revision=revision)
