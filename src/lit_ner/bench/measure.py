@@ -20,7 +20,9 @@ from lit_ner.data.align import IGNORE  # pure Python: no heavy import
 
 
 # ---- data ----------------------------------------------------------------------------------------------------------
-def write_bench_data(folder: Path, data: str | None, train_n: int, eval_n: int, seed: int) -> dict[str, Any]:
+def write_bench_data(
+    folder: Path, data: str | None, train_n: int, eval_n: int, seed: int, data_files: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """Sample the sentences both sides use, convert their tags to IOB2 with lit_ner's own code, and write them as
     train/validation/test JSON lines that lit_ner (`data=local`) and the recipe (`load_dataset("json")`) both read."""
     from lit_ner.data.books import make_book_corpus
@@ -35,7 +37,7 @@ def write_bench_data(folder: Path, data: str | None, train_n: int, eval_n: int, 
             source += f": {SHARED_CONLL} is absent"
     else:
         path = Path(data) if data else SHARED_CONLL
-        raw, source = load_ner_dataset(path=str(path)), str(path)
+        raw, source = load_ner_dataset(path=str(path), data_files=data_files), str(path)
     words, labels, _ = prepare_tags(raw)
     rng = random.Random(seed)
     sizes = {}

@@ -15,7 +15,9 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     """The Hugging Face token-classification tutorial: tokenize with truncation, first-sub-token labels,
     DataCollatorForTokenClassification, Trainer with random batches, seqeval on the full logits gathered to
     the host. lit_ner's optimisation defaults (weight decay 0.01, 10 % warmup, clipping at 1.0, which is the
-    Trainer's own) are set so that only the code path differs. With job["whole"]: also test and save the model."""
+    Trainer's own) are set so that only the code path differs. With job["whole"]: also test and save the model.
+    With job["trainer_defaults"] (the quality comparison, `lit_ner.bench.quality`): the Trainer's own optimisation
+    defaults besides weight decay 0.01 (no warmup), no checkpoints, and the result is each epoch's validation F1."""
     import numpy as np
     import torch
     from datasets import load_dataset
@@ -32,6 +34,7 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     work, labels, whole = Path(job["work_dir"]) / "recipe", job["labels"], job.get("whole", False)
+    defaults = job.get("trainer_defaults", False)
     label2id = {label: i for i, label in enumerate(labels)}
     splits = ("train", "validation", "test") if whole else ("train", "validation")
     files = {split: Path(job["data_dir"]) / f"{split}.jsonl" for split in splits}
@@ -59,6 +62,7 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
         pred_ids = np.argmax(logits, axis=2)
         scores = seqeval_scores(pred_ids, label_ids, labels)
         seen.update(pred_ids=pred_ids, label_ids=label_ids, scores=scores)
+        seen.setdefault("f1_history", []).append(scores["f1"])
         return scores
 
     set_seed(job["seed"])
@@ -71,11 +75,11 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
         per_device_train_batch_size=job["batch_size"],
         per_device_eval_batch_size=job["batch_size"],
         num_train_epochs=job["epochs"],
-        weight_decay=0.01,
-        warmup_steps=0.1,
+        weight_decay=job.get("weight_decay", 0.01),
+        warmup_steps=0 if defaults else 0.1,
         eval_strategy="epoch",
-        save_strategy="epoch",
-        load_best_model_at_end=True,
+        save_strategy="no" if defaults else "epoch",
+        load_best_model_at_end=not defaults,
         seed=job["seed"],
         use_cpu=job["device"] == "cpu",
         bf16=job["precision"] == "bf16",
@@ -114,6 +118,8 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
 
     trainer.evaluate = timed_evaluate  # the Trainer's own epoch-end evaluation calls self.evaluate
     trainer.train()
+    if defaults:
+        return {"f1_history": seen["f1_history"]}
     if whole:
         if "test" in tokenized:
             trainer.evaluate(tokenized["test"], metric_key_prefix="test")
@@ -128,7 +134,8 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     return result | {"seqeval_seconds": seqeval_seconds, "entity_metric_seconds": entity_seconds}
 
 
-
-
 if __name__ == "__main__":
-    run_recipe(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")))
+    recipe_job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    recipe_result = run_recipe(recipe_job)
+    if recipe_job.get("result_file"):
+        Path(recipe_job["result_file"]).write_text(json.dumps(recipe_result), encoding="utf-8")
