@@ -142,7 +142,7 @@ def unknown_scheme(tmp: Path, tiny: Path):
 
 
 def renamed_data_key(tmp: Path, tiny: Path):  # a user's config written for the old names
-    return ["+data.stride=16"], ["data.stride is now called data.context"]
+    return ["+data.stride=16"], ["data.stride is now called data.window_context"]
 
 
 def slow_tokenizer(tmp: Path, tiny: Path):
@@ -224,10 +224,10 @@ def ckpt_of_another_kind(tmp: Path, tiny: Path):
     return [f"ckpt_path={run}"], ["ckpt_path=", "not a lit_ner training checkpoint", "model.model_name_or_path="]
 
 
-def ckpt_with_old_key_names(tmp: Path, tiny: Path):  # saved when data.context was called stride: still compared
+def ckpt_with_old_key_names(tmp: Path, tiny: Path):  # saved when data.window_context was called stride: still compared
     saved = {"state_dict": {}, "hyper_parameters": {"labels": ["O"]}, "datamodule_hyper_parameters": {"stride": 5}}
     run = checkpoint(tmp, saved)
-    return [f"ckpt_path={run}"], ["trained with other settings", "data.context=", "(the checkpoint has 5)"]
+    return [f"ckpt_path={run}"], ["trained with other settings", "data.window_context=", "(the checkpoint has 5)"]
 
 
 def ckpt_with_other_labels(tmp: Path, tiny: Path):

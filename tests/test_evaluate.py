@@ -172,7 +172,7 @@ def test_untrained_encoder_is_the_zero_shot_baseline(evaluated) -> None:
 def test_long_sentences_are_read_in_windows(run: Path, tmp_path: Path) -> None:
     # 12 sub-tokens a row: most sentences take several windows; each word must still get one prediction
     conll = tmp_path / "windows.conll"
-    overrides = ("data.max_length=12", "data.context=2", f"conll={conll}")
+    overrides = ("data.max_length=12", "data.window_context=2", f"conll={conll}")
     cfg = eval_cfg(run / "model", tmp_path, tmp_path / "cache", *overrides)
     report = evaluate(cfg)
     assert report["windowed_sentences"] > report["sentences"] // 2

@@ -170,7 +170,8 @@ class NerModule(L.LightningModule):
         predicted = self.val_metric.predicted.sum().float()
         self.val_metric.reset()
         self.log("val/f1", scores.pop("f1"), prog_bar=True)
-        self.log("val/predicted_entities", predicted)
+        # summed over processes: each validates its own share of the sentences
+        self.log("val/predicted_entities", predicted, sync_dist=True, reduce_fx="sum")
         self.log_dict({f"val/{k}": v for k, v in scores.items()})
 
     def on_test_epoch_end(self) -> None:

@@ -30,7 +30,7 @@ SOURCE_KEYS = (
     "tokens_field", "tags_field", "label_names", "validation_fraction", "seed",
 )  # fmt: skip
 # arguments renamed since lit_ner 0.1 (old -> new): a config that still sets the old one stops with the new name
-RENAMED = {"stride": "context", "tokenizer": "tokenizer_name_or_path"}
+RENAMED = {"stride": "window_context", "tokenizer": "tokenizer_name_or_path"}
 
 
 def check_plain(raw: DatasetDict, where: str) -> None:
@@ -107,7 +107,7 @@ class NerDataModule(L.LightningDataModule):
         scheme: str = "auto",
         train_scheme: str = "IOB2",
         max_length: int = 256,
-        context: int = 32,
+        window_context: int = 32,
         label_all_tokens: bool = False,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -173,7 +173,7 @@ class NerDataModule(L.LightningDataModule):
                         label2id=label2id,
                         max_length=self.hparams.max_length,
                         label_all_tokens=self.hparams.label_all_tokens,
-                        context=self.hparams.context,
+                        context=self.hparams.window_context,
                     ),
                     desc=f"tokenizing {name}",
                 )
