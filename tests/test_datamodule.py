@@ -11,6 +11,7 @@ from lit_ner.data import NerDataModule
 from lit_ner.data.align import IGNORE
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler, pack
 from lit_ner.data.encode import encode_batch, load_tokenizer
+from lit_ner.errors import ConfigError
 from lit_ner.inspect import describe
 
 
@@ -90,6 +91,24 @@ def test_bucketing_cuts_padding_against_random_batches() -> None:
 
     assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
     assert padding_share(buckets) < 0.05 < 0.3 < padding_share(randoms)
+
+
+def test_bucket_batches_sets_how_length_sorted_the_training_batches_are(
+    tiny_model: Path, conll_folder: Path, tmp_path: Path
+) -> None:
+    def batch_lengths(bucket_batches: int) -> list[list[int]]:
+        dm = make(tiny_model, conll_folder, tmp_path, batch_size=2, bucket_batches=bucket_batches)
+        dm.prepare_data()
+        dm.setup("fit")
+        return [b["attention_mask"].sum(1).tolist() for b in dm.train_dataloader()]
+
+    def padding(batches: list[list[int]]) -> int:
+        return sum(max(b) * len(b) - sum(b) for b in batches)
+
+    # 1: random pairs, as the Trainer draws them; 50: each bucket sorted by length first, so pairs of equal length
+    assert padding(batch_lengths(50)) < padding(batch_lengths(1))
+    with pytest.raises(ConfigError, match="data.bucket_batches=0"):
+        make(tiny_model, conll_folder, tmp_path, bucket_batches=0)
 
 
 def test_bucket_order_changes_per_epoch_and_repeats_per_seed() -> None:

@@ -112,6 +112,7 @@ class NerDataModule(L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
+        bucket_batches: int = 50,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
         validation_fraction: float = 0.1,
@@ -128,6 +129,11 @@ class NerDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.scheme={scheme!r}, data.train_scheme={train_scheme!r}: the scheme is auto or one of "
                 f"{', '.join(SCHEMES)}; the train_scheme one of {', '.join(TARGETS)}"
+            )
+        if bucket_batches < 1:
+            raise ConfigError(
+                f"data.bucket_batches={bucket_batches}: it must be 1 (random batches) or more (length-sorted buckets "
+                "of that many batches)"
             )
         self.datasets: DatasetDict | None = None
         self.tokenizer = None
@@ -259,6 +265,7 @@ class NerDataModule(L.LightningDataModule):
             lengths,
             self.hparams.batch_size,
             self.hparams.max_tokens,
+            bucket_batches=self.hparams.bucket_batches,
             rank=rank,
             world_size=world,
         )
