@@ -112,7 +112,7 @@ class NerModule(L.LightningModule):
         labels: list[str],
         lr: float = 5e-5,
         weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
+        warmup_ratio: float = 0.0,
         freeze_embeddings: bool = False,
         freeze_layers: int = 0,
         train_last_layers: int | None = None,

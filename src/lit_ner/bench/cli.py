@@ -35,6 +35,7 @@ def lit_ner_overrides(job: dict[str, Any]) -> list[str]:
         f"model.model_name_or_path={job['model']}",
         f"data.batch_size={job['batch_size']}",
         f"data.max_tokens={job['max_tokens'] or 'null'}",
+        *([f"data.bucket_batches={job['bucket_batches']}"] if job.get("bucket_batches") else []),
         f"data.max_length={job['max_length']}",
         f"trainer={'gpu' if job['device'] == 'cuda' else 'cpu'}",
         f"trainer.precision={'bf16-mixed' if job['precision'] == 'bf16' else '32-true'}",
@@ -179,7 +180,7 @@ def report(args: argparse.Namespace, job: dict, data: dict, peak: float, sides: 
         f"- data: {data['source']}; {n['train']} train / {n['validation']} validation sentences, "
         f"{len(data['labels'])} labels",
         f"- encoder {job['model']}; {job['epochs']} epoch(s), batch {job['batch_size']}, lr {job['lr']}, "
-        f"seed {job['seed']}, max_length {job['max_length']}, max_tokens {job['max_tokens']}, "
+        f"seed {job['seed']}, max_length {job['max_length']}, max_tokens {job['max_tokens']}, bucket_batches {job.get('bucket_batches') or 'default'}, "
         f"{job['device']} {job['precision']}",
         f"- fp32 matmul peak ({args.matmul_size}² torch.matmul): {peak:,.1f} GFLOP/s; non-embedding parameters: "
         f"{sides['lit_ner']['non_embedding_params']:,}",
@@ -231,6 +232,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-tokens", type=int, default=None, help="lit_ner's data.max_tokens (the recipe has none)")
+    p.add_argument("--bucket-batches", type=int, default=None,
+                   help="lit_ner's data.bucket_batches (default: lit_ner's own, 1; the length-bucketed path is 50)")
     p.add_argument("--model", default=None, help="encoder folder or Hub name (default: the packaged MiniLM)")
     p.add_argument("--data", default=None, help=f"CoNLL folder (default {SHARED_CONLL}), or 'books'")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> str:
         job = {
             "model": model, "data_dir": str(work / "data"), "work_dir": str(work), "labels": data["labels"],
             "batch_size": args.batch_size, "epochs": args.epochs, "lr": args.lr, "seed": args.seed,
-            "max_tokens": args.max_tokens, "device": args.device, "precision": args.precision, "threads": args.threads,
+            "max_tokens": args.max_tokens, "bucket_batches": args.bucket_batches, "device": args.device, "precision": args.precision, "threads": args.threads,
             # lit_ner's default, or the encoder's positions when fewer; the recipe truncates there too
             "max_length": min(256, AutoConfig.from_pretrained(model).max_position_embeddings),
         }  # fmt: skip

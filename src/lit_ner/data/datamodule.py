@@ -112,7 +112,7 @@ class NerDataModule(L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
-        bucket_batches: int = 50,
+        bucket_batches: int = 1,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
         validation_fraction: float = 0.1,
