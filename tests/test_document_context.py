@@ -173,3 +173,113 @@ def test_context_setting_is_checked() -> None:
         NerDataModule("x", synthetic="books", context="paragraph")
     with pytest.raises(ConfigError, match=r"data.context_tokens=-1"):
         NerDataModule("x", synthetic="books", context="document", context_tokens=-1)
+
+
+# ---- training, evaluation and prediction read the same rows
+
+NAMES, CITIES = ["john", "mary", "anna", "peter", "alan"], ["paris", "london", "berlin", "york"]
+
+
+def document_corpus(seed: int, documents: int) -> str:
+    """CoNLL text: documents of 2-4 sentences, names B-PER/I-PER and cities B-LOC among the tiny vocabulary's words."""
+    import random
+
+    rng = random.Random(seed)
+    fillers = [w for w in WORDS if w not in NAMES + CITIES + ["smith", "walker"]]
+    lines = []
+    for _ in range(documents):
+        lines.append("-DOCSTART- O\n")
+        for _ in range(rng.randint(2, 4)):
+            words = [(w, "O") for w in rng.sample(fillers, rng.randint(2, 6))]
+            words.insert(rng.randrange(len(words)), (rng.choice(NAMES), "B-PER"))
+            words.insert(rng.randrange(len(words)), (rng.choice(["smith", "walker"]), "I-PER"))
+            words.insert(rng.randrange(len(words)), (rng.choice(CITIES), "B-LOC"))
+            lines += [f"{w} {t}\n" for w, t in words] + ["\n"]
+    return "".join(lines)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg) -> tuple[Path, Path]:
+    from lit_ner.train import train
+
+    root = tmp_path_factory.mktemp("document_context")
+    for split, seed, n in (("train", 1, 40), ("dev", 2, 8), ("test", 3, 8)):
+        write(root / "data", f"{split}.txt", document_corpus(seed, n))
+    result = train(make_cfg(
+        root / "run", tiny_model, root / "cache", "data=local", f"data.path={root / 'data'}", "data.context=document",
+        "data.context_tokens=8", "data.max_length=128", "model.lr=1e-3", "trainer.max_epochs=2", size=None,
+    ))  # fmt: skip
+    assert result["scores"]["test/f1"] >= 0  # trained, validated and tested
+    return root, Path(result["export"])
+
+
+class Recorder:
+    """Wraps a model's forward to keep the rows it reads (padding removed)."""
+
+    def __init__(self, model) -> None:
+        self.rows: list[list[int]] = []
+        self.forward = model.forward
+        model.forward = self
+
+    def __call__(self, input_ids, attention_mask, **kwargs):
+        self.rows += [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
+        return self.forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def test_document_context_trains_evaluates_and_predicts_as_evaluated(trained, tiny_model: Path) -> None:
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    from lit_ner.app import compose_config
+    from lit_ner.evaluate import evaluate
+    from lit_ner.predict import NerPredictor, main
+
+    root, export = trained
+    data = ["data=local", f"data.path={root / 'data'}", "data.context=document", "data.context_tokens=8",
+            "data.max_length=128", f"data.cache_dir={root / 'cache'}"]  # fmt: skip
+    conll = root / "eval" / "test.conll"
+    cfg = compose_config("evaluate", [f"model.model_name_or_path={export}", f"output_dir={root / 'eval'}",
+                                      f"conll={conll}", *data])  # fmt: skip
+    evaluate(cfg)
+    words = NerDataModule(str(tiny_model), path=str(root / "data"), context="document", context_tokens=8,
+                          max_length=128, cache_dir=str(root / "cache"))  # fmt: skip
+    words.prepare_data()
+    words.setup()
+    test = words.cached_words()["test"].to_dict()
+    encoded = words.datasets["test"].to_dict()
+    # the rows hold their neighbours: more sub-tokens than the sentence's own words, which alone are scored
+    assert sum(len(ids) for ids in encoded["input_ids"]) > sum(len(r) + 2 for r in words.tokenizer(test["tokens"],
+               is_split_into_words=True, add_special_tokens=False)["input_ids"])  # fmt: skip
+    assert [sum(label != IGNORE for label in labels) for labels in encoded["labels"]] == [len(t) for t in test["tokens"]]
+
+    blocks = conll.read_text().strip("\n").split("\n\n")
+    predicted = [[line.split(" ")[2] for line in block.splitlines()] for block in blocks]
+    assert len(predicted) == len(test["tokens"])
+    predictor = NerPredictor.from_pretrained(export, aggregation_strategy="first", device="cpu")
+    assert predictor.context_tokens == 8  # from the export's config.json
+    recorder = Recorder(predictor.model)
+    found = predictor.words(test["tokens"], documents=test["document"])
+    # predict reads exactly the rows evaluate read, and finds the entities evaluate scored
+    assert sorted(recorder.rows) == sorted(encoded["input_ids"])
+    assert [[(e["type"], e["word_start"], e["word_end"]) for e in entities] for entities in found] == [
+        [(kind, start, end + 1) for kind, start, end in get_entities(tags)] for tags in predicted
+    ]
+    assert predictor.words(test["tokens"]) != found  # read alone, the sentences get other entities from this model
+    # the command line: JSON lines records with "tokens" and "document"
+    records = root / "test.jsonl"
+    records.write_text("".join(json.dumps({"tokens": t, "document": d}) + "\n"
+                               for t, d in zip(test["tokens"], test["document"])))  # fmt: skip
+    main([f"model={export}", f"input={records}", f"output={root / 'out.jsonl'}", "aggregation=first", "device=cpu"])
+    lines = [json.loads(line) for line in (root / "out.jsonl").read_text().splitlines()]
+    assert [line["entities"] for line in lines] == found
+
+
+def test_a_document_given_as_one_text_is_read_whole(trained) -> None:
+    from lit_ner.predict import NerPredictor
+
+    _, export = trained
+    predictor = NerPredictor.from_pretrained(export, device="cpu")
+    recorder = Recorder(predictor.model)
+    text = "john smith wrote a book in paris. the author said today. anna met peter in berlin."
+    predictor(text)
+    assert len(recorder.rows) == 1  # one window: each sentence between its neighbours, none cut off alone
+    assert predictor.tokenizer.decode(recorder.rows[0], skip_special_tokens=True) == text

@@ -85,7 +85,7 @@ def plan_windows(word_lengths: Sequence[int], budget: int, context: int) -> list
 
 
 def neighbour_words(
-    sentences: Sequence[Sequence[str]], documents: Sequence[int], limit: int
+    sentences: Sequence[Sequence[str]], documents: Sequence[object], limit: int
 ) -> list[tuple[list[str], list[str]]]:
     """Each sentence's document context, as FLERT reads it: up to `limit` words of the sentences before it and up to
     `limit` words of those after it (in reading order), taken from adjacent sentences with the same document id only.
