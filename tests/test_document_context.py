@@ -283,3 +283,11 @@ def test_a_document_given_as_one_text_is_read_whole(trained) -> None:
     predictor(text)
     assert len(recorder.rows) == 1  # one window: each sentence between its neighbours, none cut off alone
     assert predictor.tokenizer.decode(recorder.rows[0], skip_special_tokens=True) == text
+
+
+def test_the_context_settings_key_the_cache(tmp_path: Path) -> None:
+    def folder(**context) -> Path:
+        return NerDataModule("x", synthetic="books", cache_dir=str(tmp_path), **context).cache_path
+
+    paths = {folder(), folder(context="document"), folder(context="document", context_tokens=32)}
+    assert len(paths) == 3  # a cached sentence-level encoding is never served for document context, or vice versa
