@@ -36,39 +36,39 @@ def test_conll_four_columns_tag_in_last_column_and_docstart_skipped(tmp_path: Pa
         "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
         "-DOCSTART- -X- -X- O\nPeter NNP B-NP B-PER\n"
     )
-    tokens, tags = read_conll(write(tmp_path, "x.txt", text))
+    tokens, tags, _ = read_conll(write(tmp_path, "x.txt", text))
     assert tokens == [["EU", "rejects"], ["Peter"]]
     assert tags == [["B-ORG", "O"], ["B-PER"]]
 
 
 def test_conll_tag_column_picks_another_column(tmp_path: Path) -> None:
-    tokens, tags = read_conll(write(tmp_path, "x.txt", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"), tag_column=1)
+    tokens, tags, _ = read_conll(write(tmp_path, "x.txt", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"), tag_column=1)
     assert tags == [["NNP", "VBZ"]]
 
 
 def test_conll_tab_file_keeps_empty_tokens_and_spaces_inside_tokens(tmp_path: Path) -> None:
     # BTC: "\tO" is an empty token, and a line holding one space separates two tweets.
     text = "New York\tB-LOC\n\tO\nhi\tO\n \n\tO\nthere\tO\n"
-    tokens, tags = read_conll(write(tmp_path, "x.conll", text))
+    tokens, tags, _ = read_conll(write(tmp_path, "x.conll", text))
     assert tokens == [["New York", "", "hi"], ["", "there"]]
     assert tags == [["B-LOC", "O", "O"], ["O", "O"]]
 
 
 def test_conll_whitespace_only_lines_separate_sentences_in_space_files(tmp_path: Path) -> None:
-    tokens, _ = read_conll(write(tmp_path, "x.txt", "a O\n   \nb O\n \nc O\n\n\n"))
+    tokens, *_ = read_conll(write(tmp_path, "x.txt", "a O\n   \nb O\n \nc O\n\n\n"))
     assert tokens == [["a"], ["b"], ["c"]]
 
 
 def test_conll_crlf_and_unicode_line_separators_inside_tokens(tmp_path: Path) -> None:
     # str.splitlines() would also break on \u2028 and \x85, which occur inside tweets.
-    tokens, tags = read_conll(write(tmp_path, "x.conll", "a\u2028b\tO\r\nc\x85\tB-PER\r\n\r\n"))
+    tokens, tags, _ = read_conll(write(tmp_path, "x.conll", "a\u2028b\tO\r\nc\x85\tB-PER\r\n\r\n"))
     assert tokens == [["a\u2028b", "c\x85"]]
     assert tags == [["O", "B-PER"]]
 
 
 def test_conll_token_prefix_stripped_only_where_present(tmp_path: Path) -> None:
     file = write(tmp_path, "train", "en:R.H.\tB-ORG\nen:Saunders\tI-ORG\nplain\tO\n")
-    tokens, _ = read_conll(file, token_prefix="en:")
+    tokens, *_ = read_conll(file, token_prefix="en:")
     assert tokens == [["R.H.", "Saunders", "plain"]]
 
 
@@ -112,7 +112,7 @@ def test_jsonl_string_tags_and_ner_tags_field(tmp_path: Path) -> None:
     dd = load_ner_dataset(path=str(tmp_path))
     assert set(dd) == {"train", "validation"} and len(dd["train"]) + len(dd["validation"]) == 20
     assert dd["train"].features == FEATURES
-    assert dd["train"][0] == {"tokens": ["Ann", "ran"], "tags": ["B-PER", "O"]}
+    assert dd["train"][0] == {"tokens": ["Ann", "ran"], "tags": ["B-PER", "O"], "document": 14}  # its row in the file
 
 
 def test_json_list_with_integer_ids_and_label_names(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_json_fields_are_configurable(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.jsonl:1: .*data.tokens_field"):
         load_ner_dataset(path=str(tmp_path / "data.jsonl"))
     dd = load_ner_dataset(path=str(tmp_path / "data.jsonl"), tokens_field="words", tags_field="labels")
-    assert dd["train"][0] == {"tokens": ["a"], "tags": ["O"]}
+    assert dd["train"][0] == {"tokens": ["a"], "tags": ["O"], "document": 2}
 
 
 # ---- Folders, split names, data_files
@@ -246,7 +246,9 @@ def test_save_to_disk_folder_maps_class_labels_and_drops_extra_columns(tmp_path:
     dd = load_ner_dataset(path=str(tmp_path / "saved"))
     assert list(dd) == ["train", "validation", "test"]
     assert dd["validation"].features == FEATURES
-    assert dd["validation"][:] == {"tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]]}
+    assert dd["validation"][:] == {
+        "tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]], "document": [0, 1]
+    }
 
 
 @pytest.mark.parametrize(
@@ -261,7 +263,9 @@ def test_parquet_export_of_a_hub_dataset_keeps_label_names(tmp_path: Path, layou
     write(tmp_path, "README.md", "# a dataset card, not data")
     dd = load_ner_dataset(path=str(tmp_path))
     assert list(dd) == ["train", "validation", "test"] and dd["train"].features == FEATURES
-    assert dd["validation"][:] == {"tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]]}
+    assert dd["validation"][:] == {
+        "tokens": [["Ann", "ran"], ["Bo"]], "tags": [["B-PER", "O"], ["B-PER"]], "document": [0, 1]
+    }
 
 
 def test_only_parquet_files_take_their_split_from_the_folder_name(tmp_path: Path) -> None:
@@ -277,7 +281,7 @@ def test_parquet_errors_name_the_file(tmp_path: Path) -> None:
     write(tmp_path, "train.parquet", b"PAR1 this is not parquet")
     with pytest.raises(DataError, match=r"train.parquet: not a readable parquet file"):
         load_ner_dataset(path=str(tmp_path))
-    Dataset.from_dict({"tokens": [], "tags": []}, features=FEATURES).to_parquet(str(tmp_path / "train.parquet"))
+    Dataset.from_dict({"tokens": [], "tags": [], "document": []}, features=FEATURES).to_parquet(str(tmp_path / "train.parquet"))
     with pytest.raises(DataError, match=r"train.parquet: the file is empty"):
         load_ner_dataset(path=str(tmp_path))
     Dataset.from_dict({"tokens": [["a"]], "labels": [["O"]]}).to_parquet(str(tmp_path / "train.parquet"))

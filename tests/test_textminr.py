@@ -93,7 +93,7 @@ def test_folder_of_textminr_jsonl_is_detected(tmp_path: Path) -> None:
     (tmp_path / "ner_data_augmented.jsonl").write_text("not picked: not a split name\n")
     dd = load_ner_dataset(path=str(tmp_path))
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 9, "validation": 1, "test": 1}
-    assert dd["test"][0] == {"tokens": ["A", "poem", ",", "undated", "."], "tags": ["O"] * 5}
+    assert dd["test"][0] == {"tokens": ["A", "poem", ",", "undated", "."], "tags": ["O"] * 5, "document": 0}
     labels = {tag for split in dd.values() for tags in split["tags"] for tag in tags}
     assert labels == {"O", "AUTHOR", "DATE"}
 

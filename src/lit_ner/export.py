@@ -58,8 +58,12 @@ def export_model(
     scores: Mapping[str, float],
     meta: Mapping[str, Any],
 ) -> Path:
-    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names travel in config.json."""
+    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
+    config.json."""
     folder.mkdir(parents=True, exist_ok=True)
+    # how sentences were read in training travels in config.json, where NerPredictor finds it (transformers keeps
+    # unknown config keys as attributes, and pipeline ignores them)
+    module.model.config.lit_ner_data = {key: data.get(key) for key in ("context", "context_tokens")}
     module.model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     (folder / "README.md").write_text(model_card(module, data, scores, meta), encoding="utf-8")

@@ -21,6 +21,7 @@ from transformers import (
 )
 from transformers.pipelines.token_classification import AggregationStrategy
 
+from lit_ner.data.align import fit_context, neighbour_words
 from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
 from lit_ner.errors import ConfigError, DataError, reported
 from lit_ner.models import local_or_hub
@@ -49,6 +50,13 @@ def token_sources(lengths: Sequence[int], overlap: int) -> list[tuple[int, int]]
                 best[start + index] = min(best[start + index], candidate)
         start += length - overlap
     return [(window, index) for _, window, index in best]
+
+
+def trained_context(config: Any) -> int:
+    """The sub-tokens of document context a side the model was trained with (data.context=document, written into
+    config.json by the export); 0 when it read sentences alone."""
+    data = getattr(config, "lit_ner_data", None) or {}
+    return int(data.get("context_tokens") or 0) if data.get("context") == "document" else 0
 
 
 class NerPredictor:
@@ -90,6 +98,7 @@ class NerPredictor:
                 f"overlap={self.overlap}: must be at least 0 and below {content} (the tokens in a window)"
             )
         self.batch_size = batch_size
+        self.context_tokens = trained_context(model.config)
         # kept only for its postprocessing, so tokens are judged sub-words and grouped exactly as transformers does
         self.grouper = TokenClassificationPipeline(model=model, tokenizer=tokenizer, device=model.device)
 
@@ -121,10 +130,17 @@ class NerPredictor:
         found = self._predict(docs, docs, progress)
         return found[0] if isinstance(texts, str) else found
 
-    def words(self, sentences: Sequence[Sequence[str]], progress: bool = False) -> list[list[Entity]]:
-        """Entities of pre-split sentences: offsets index `" ".join(words)`; words [word_start, word_end) hold them."""
+    def words(
+        self, sentences: Sequence[Sequence[str]], progress: bool = False, documents: Sequence[Any] | None = None
+    ) -> list[list[Entity]]:
+        """Entities of pre-split sentences: offsets index `" ".join(words)`; words [word_start, word_end) hold them.
+
+        `documents` (one id a sentence; adjacent sentences with the same id form a document): for a model trained
+        with data.context=document, each sentence is read with its document neighbours, as training read it.
+        """
         sentences = [list(words) for words in sentences]
-        found = self._predict(sentences, [" ".join(words) for words in sentences], progress)
+        rows, owns = self._with_context(sentences, documents)
+        found = self._predict(rows, [" ".join(words) for words in sentences], progress, owns)
         for words, entities in zip(sentences, found):
             starts = word_starts(words)
             for entity in entities:
@@ -132,16 +148,49 @@ class NerPredictor:
                 entity["word_end"] = bisect_left(starts, entity["end"])
         return found
 
-    def _predict(self, inputs: list[str] | list[list[str]], texts: list[str], progress: bool) -> list[list[Entity]]:
+    def _with_context(
+        self, sentences: list[list[str]], documents: Sequence[Any] | None
+    ) -> tuple[list[list[str]], list[range]]:
+        """The words each sentence is read with, and where its own words are among them (`encode_batch`'s choice:
+        the nearest neighbouring words within context_tokens a side and the row, none for a sentence that needs
+        windows)."""
+        owns = [range(len(words)) for words in sentences]
+        if documents is None or not self.context_tokens or not sentences:
+            return sentences, owns
+        if len(documents) != len(sentences):
+            raise ConfigError(f"documents: {len(documents)} ids for {len(sentences)} sentences; give one a sentence")
+        room = self.max_length - self.tokenizer.num_special_tokens_to_add()
+        rows = []
+        for i, (left, right) in enumerate(neighbour_words(sentences, documents, self.context_tokens)):
+            left_n, own_n, right_n = (self._word_lengths(words) for words in (left, sentences[i], right))
+            kept = fit_context(left_n, right_n, self.context_tokens, room - sum(own_n)) if sum(own_n) <= room else (0, 0)
+            rows.append(left[len(left) - kept[0] :] + sentences[i] + right[: kept[1]])
+            owns[i] = range(kept[0], kept[0] + len(sentences[i]))
+        return rows, owns
+
+    def _word_lengths(self, words: list[str]) -> list[int]:
+        """Sub-tokens of each word, at least one (the encoder gives an empty word the unknown token)."""
+        if not words:
+            return []
+        word_ids = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False).word_ids()
+        return [max(word_ids.count(i), 1) for i in range(len(words))]
+
+    def _predict(
+        self, inputs: list[str] | list[list[str]], texts: list[str], progress: bool, owns: list[range] | None = None
+    ) -> list[list[Entity]]:
         found: list[list[Entity]] = []
         with tqdm(total=len(inputs), unit="doc", disable=not progress or not inputs) as bar:
             for first in range(0, len(inputs), self.batch_size):
                 batch = inputs[first : first + self.batch_size]
-                found += self._predict_batch(batch, texts[first : first + self.batch_size])
+                own = owns[first : first + self.batch_size] if owns is not None else None
+                found += self._predict_batch(batch, texts[first : first + self.batch_size], own)
                 bar.update(len(batch))
         return found
 
-    def _predict_batch(self, inputs: list[str] | list[list[str]], texts: list[str]) -> list[list[Entity]]:
+    def _predict_batch(
+        self, inputs: list[str] | list[list[str]], texts: list[str], owns: list[range] | None
+    ) -> list[list[Entity]]:
+        """`owns`: with pre-split words, which words of each input are the sentence's own (the rest is context)."""
         split = isinstance(inputs[0], list)
         encoding = self.tokenizer(
             inputs, is_split_into_words=split, truncation=True, max_length=self.max_length, stride=self.overlap,
@@ -154,8 +203,9 @@ class NerPredictor:
         entities = []
         for doc, text in enumerate(texts):
             # with pre-split words the tokenizer gives offsets inside each word: shift them into the joined text
-            shifts = word_starts(inputs[doc]) if split else None
-            entities.append(self._entities(text, encoding, windows[doc], scores, shifts))
+            own = owns[doc] if owns is not None else range(len(inputs[doc]))
+            shifts = word_starts(inputs[doc][own.start : own.stop]) if split else None
+            entities.append(self._entities(text, encoding, windows[doc], scores, shifts, own.start if split else None))
         return entities
 
     def _scores(self, encoding: BatchEncoding) -> list[np.ndarray]:
@@ -179,10 +229,20 @@ class NerPredictor:
         windows: list[int],
         scores: list[np.ndarray],
         shifts: list[int] | None,
+        first_word: int | None,
     ) -> list[Entity]:
-        """Merge a document's windows into one token sequence, then aggregate it once, as the pipeline would."""
-        contents = [[i for i, special in enumerate(encoding["special_tokens_mask"][w]) if not special] for w in windows]
+        """Merge a document's windows into one token sequence, then aggregate it once, as the pipeline would.
+        With pre-split words, the words from `first_word` on (`len(shifts)` of them) are the text; those around
+        them were read as context only."""
         word_ids = [encoding.word_ids(w) for w in windows]
+        if shifts is not None:  # the text's own words shift to 0, ...; context words leave the sequence
+            word_ids = [[None if i is None else i - first_word for i in ids] for ids in word_ids]
+        own = range(len(shifts)) if shifts is not None else None
+        contents = [
+            [i for i, special in enumerate(encoding["special_tokens_mask"][w]) if not special
+             and (own is None or word_ids[n][i] in own)]
+            for n, w in enumerate(windows)
+        ]  # fmt: skip
         ids, offsets, rows = [], [], []
         for source, index in token_sources([len(content) for content in contents], self.overlap):
             window, i = windows[source], contents[source][index]
@@ -236,7 +296,8 @@ def whole_number(args: dict[str, str], key: str, minimum: int = 1) -> int | None
 
 
 def read_documents(path: Path) -> list[dict[str, Any]]:
-    """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens`."""
+    """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens` (and
+    optionally `document`: consecutive `tokens` records with the same value are the sentences of one document)."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -294,7 +355,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         by_words = [r for r in records if "tokens" in r]
         for record, entities in zip(by_text, predictor([r["text"] for r in by_text], progress=progress)):
             record["entities"] = entities
-        for record, entities in zip(by_words, predictor.words([r["tokens"] for r in by_words], progress=progress)):
+        # adjacent records with the same "document" are one document (read together where the model was trained so)
+        documents = [r["document"] if "document" in r else object() for r in by_words]
+        found = predictor.words([r["tokens"] for r in by_words], progress=progress, documents=documents)
+        for record, entities in zip(by_words, found):
             record["entities"] = entities
         write_jsonl(records, args.get("output"))
 

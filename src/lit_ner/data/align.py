@@ -82,3 +82,47 @@ def plan_windows(word_lengths: Sequence[int], budget: int, context: int) -> list
         windows.append(Window(left, right, start, end))
         start = end
     return windows
+
+
+def neighbour_words(
+    sentences: Sequence[Sequence[str]], documents: Sequence[object], limit: int
+) -> list[tuple[list[str], list[str]]]:
+    """Each sentence's document context, as FLERT reads it: up to `limit` words of the sentences before it and up to
+    `limit` words of those after it (in reading order), taken from adjacent sentences with the same document id only.
+
+    `limit` words hold at least `limit` sub-tokens, so the encoder can cut each side to `limit` sub-tokens with
+    `fit_context` without needing more words; a row whose neighbour belongs to another document has no context there.
+    """
+    context = []
+    for i in range(len(sentences)):
+        left: list[str] = []
+        j = i - 1
+        while len(left) < limit and j >= 0 and documents[j] == documents[i]:
+            left = list(sentences[j][-(limit - len(left)) :]) + left
+            j -= 1
+        right: list[str] = []
+        j = i + 1
+        while len(right) < limit and j < len(sentences) and documents[j] == documents[i]:
+            right += sentences[j][: limit - len(right)]
+            j += 1
+        context.append((left, right))
+    return context
+
+
+def fit_context(left: Sequence[int], right: Sequence[int], limit: int, room: int) -> tuple[int, int]:
+    """How many context words to keep on each side, given their sub-token lengths in reading order: the nearest words
+    first, taking a side's next word while that side stays within `limit` sub-tokens and both sides within `room`
+    (what the sentence leaves of the row); the sides take turns, so a tight row keeps context on both."""
+    sides = (list(reversed(left)), list(right))
+    kept, used = [0, 0], [0, 0]
+    grew = True
+    while grew:
+        grew = False
+        for side, lengths in enumerate(sides):
+            if kept[side] < len(lengths):
+                n = lengths[kept[side]]
+                if used[side] + n <= limit and sum(used) + n <= room:
+                    kept[side] += 1
+                    used[side] += n
+                    grew = True
+    return kept[0], kept[1]

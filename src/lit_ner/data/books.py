@@ -243,7 +243,8 @@ def make_book_corpus(
     num_sentences: int = 3000, seed: int = 0, validation_fraction: float = 0.1, test_fraction: float = 0.1
 ) -> datasets.DatasetDict:
     """Generate `num_sentences` unique sentences (about 70% English, 30% German) and split them
-    into train/validation/test, with columns tokens and tags (plain "AUTHOR", "DATE", "O")."""
+    into train/validation/test, with columns tokens, tags (plain "AUTHOR", "DATE", "O") and document (each sentence
+    its own)."""
     if not (0 <= validation_fraction and 0 <= test_fraction and validation_fraction + test_fraction < 1):
         raise ConfigError(
             f"validation_fraction ({validation_fraction}) and test_fraction ({test_fraction}) must be "
@@ -267,12 +268,18 @@ def make_book_corpus(
     n_validation = round(num_sentences * validation_fraction)
     n_test = round(num_sentences * test_fraction)
     n_train = num_sentences - n_validation - n_test
-    features = datasets.Features({column: datasets.List(datasets.Value("string")) for column in ("tokens", "tags")})
+    features = datasets.Features(
+        {"tokens": datasets.List(datasets.Value("string")), "tags": datasets.List(datasets.Value("string")),
+         "document": datasets.Value("int64")}
+    )  # fmt: skip
     splits = {
         "train": rows[:n_train],
         "validation": rows[n_train : n_train + n_validation],
         "test": rows[n_train + n_validation :],
     }
     return datasets.DatasetDict(
-        {name: datasets.Dataset.from_list(split, features=features) for name, split in splits.items()}
+        {
+            name: datasets.Dataset.from_list([row | {"document": i} for i, row in enumerate(split)], features=features)
+            for name, split in splits.items()
+        }
     )

@@ -19,7 +19,7 @@ from lit_ner.errors import DataError
 log = logging.getLogger(__name__)
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
 ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", "max_length", "window_context",
-                 "label_all_tokens")  # fmt: skip
+                 "context", "context_tokens", "label_all_tokens")  # fmt: skip
 
 
 def folder_for(hparams: Mapping[str, Any], source_keys: Sequence[str]) -> Path:

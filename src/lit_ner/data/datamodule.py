@@ -11,7 +11,7 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
-from lit_ner.data.align import IGNORE
+from lit_ner.data.align import IGNORE, neighbour_words
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data import cache
@@ -29,6 +29,7 @@ SOURCE_KEYS = (
     "path", "hub_name", "hub_config", "hub_revision", "format", "data_files", "tag_column", "token_prefix",
     "tokens_field", "tags_field", "label_names", "validation_fraction", "seed",
 )  # fmt: skip
+CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read with
 # arguments renamed since lit_ner 0.1 (old -> new): a config that still sets the old one stops with the new name
 RENAMED = {"stride": "window_context", "tokenizer": "tokenizer_name_or_path"}
 
@@ -108,6 +109,8 @@ class NerDataModule(L.LightningDataModule):
         train_scheme: str = "IOB2",
         max_length: int = 256,
         window_context: int = 32,
+        context: str = "sentence",
+        context_tokens: int = 64,
         label_all_tokens: bool = False,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -130,6 +133,13 @@ class NerDataModule(L.LightningDataModule):
                 f"data.scheme={scheme!r}, data.train_scheme={train_scheme!r}: the scheme is auto or one of "
                 f"{', '.join(SCHEMES)}; the train_scheme one of {', '.join(TARGETS)}"
             )
+        if context not in CONTEXTS:
+            raise ConfigError(
+                f"data.context={context!r} is unknown; choose {'|'.join(CONTEXTS)} (document: each sentence is read "
+                "with its neighbours in the document)"
+            )
+        if context_tokens < 0:
+            raise ConfigError(f"data.context_tokens={context_tokens}: sub-tokens of document context a side, 0 or more")
         if bucket_batches < 1:
             raise ConfigError(
                 f"data.bucket_batches={bucket_batches}: it must be 1 (random batches) or more (length-sorted buckets "
@@ -169,7 +179,7 @@ class NerDataModule(L.LightningDataModule):
         label2id = {label: i for i, label in enumerate(meta["labels"])}
         encoded = DatasetDict(
             {
-                name: split.map(
+                name: self._with_context(split).map(
                     encode_batch,
                     batched=True,
                     with_indices=True,
@@ -180,6 +190,7 @@ class NerDataModule(L.LightningDataModule):
                         max_length=self.hparams.max_length,
                         label_all_tokens=self.hparams.label_all_tokens,
                         context=self.hparams.window_context,
+                        context_tokens=self.hparams.context_tokens,
                     ),
                     desc=f"tokenizing {name}",
                 )
@@ -202,6 +213,15 @@ class NerDataModule(L.LightningDataModule):
                     name, info["split_sentences"], self.hparams.max_length,
                 )  # fmt: skip
         cache.write(target, words, encoded, meta)
+
+    def _with_context(self, split: Dataset) -> Dataset:
+        """With data.context=document, the words around each sentence in its document, as columns `left_context` and
+        `right_context`: computed over the whole split, since the encoder sees it in batches cut anywhere."""
+        if self.hparams.context != "document":
+            return split
+        context = neighbour_words(split["tokens"], split["document"], self.hparams.context_tokens)
+        split = split.add_column("left_context", [left for left, _ in context])
+        return split.add_column("right_context", [right for _, right in context])
 
     def wait_for_cache(self, timeout: float = 6 * 3600, poll: float = 2.0) -> None:
         """In the processes that do not prepare the data: wait until the process that does has cached it."""

@@ -5,7 +5,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from lit_ner.data.align import align_labels, plan_windows
+from lit_ner.data.align import IGNORE, Window, align_labels, fit_context, plan_windows
 from lit_ner.errors import ConfigError
 from lit_ner.models import WHAT_TO_GIVE, local_or_hub
 
@@ -70,28 +70,36 @@ def encode_batch(
     max_length: int,
     label_all_tokens: bool,
     context: int,
+    context_tokens: int = 0,
 ) -> dict[str, list[Any]]:
     """Encode a batch of sentences into model rows; a sentence longer than `max_length` gives several rows.
 
     Columns: input_ids; labels (the label on each scored word's first sub-token, IGNORE elsewhere: the
     metric's target); all_labels (the training target when `label_all_tokens`); sentence (row in the
     source split); window (0 for a sentence's first row, so `window > 0` means "continues").
+    With columns `left_context` / `right_context` (words of the neighbouring sentences, see `neighbour_words`), a
+    sentence that fits is read between up to `context_tokens` sub-tokens of each, which are IGNORE like a window's.
     """
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     b_to_i = {label2id[t]: label2id["I" + t[1:]] for t in label2id if t.startswith("B-") and "I" + t[1:] in label2id}
-    encoded = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
+    own = _word_pieces(tokenizer, batch["tokens"], budget)
+    with_context = "left_context" in batch and context_tokens > 0
+    left = _word_pieces(tokenizer, batch["left_context"], budget) if with_context else None
+    right = _word_pieces(tokenizer, batch["right_context"], budget) if with_context else None
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": []}
     for i, tags in enumerate(batch["tags"]):
-        pieces: list[list[int]] = [[] for _ in tags]
-        for token_id, word in zip(encoded["input_ids"][i], encoded.word_ids(i)):
-            pieces[word].append(token_id)
-        for word, word_pieces in enumerate(pieces):
-            if not word_pieces:  # empty or unknown-character word: keep a slot so it is still scored
-                word_pieces.append(tokenizer.unk_token_id)
-            del word_pieces[budget:]  # a word longer than a window is labelled on its first piece anyway
-        tag_ids = [label2id[t] for t in tags]
-        for number, window in enumerate(plan_windows([len(p) for p in pieces], budget, context)):
+        pieces, tag_ids = own[i], [label2id[t] for t in tags]
+        windows = plan_windows([len(p) for p in pieces], budget, context)
+        if with_context and len(windows) == 1:  # a sentence split into windows has its own context already
+            n_left, n_right = fit_context(
+                [len(p) for p in left[i]], [len(p) for p in right[i]], context_tokens,
+                budget - sum(map(len, pieces)),
+            )  # fmt: skip
+            pieces = left[i][len(left[i]) - n_left :] + pieces + right[i][:n_right]
+            tag_ids = [IGNORE] * n_left + tag_ids + [IGNORE] * n_right  # never read: context words are not scored
+            windows = [Window(0, len(pieces), n_left, n_left + len(tags))]
+        for number, window in enumerate(windows):
             ids, word_ids = list(prefix), [None] * len(prefix)
             for word in range(window.start, window.end):
                 ids += pieces[word]
@@ -108,3 +116,19 @@ def encode_batch(
             rows["window"].append(number)
     return rows
 
+
+def _word_pieces(tokenizer: PreTrainedTokenizerBase, sentences: list[list[str]], budget: int) -> list[list[list[int]]]:
+    """The sub-token ids of each word of each sentence: at least one (an empty or unknown-character word becomes the
+    unknown token, so it keeps its slot and is still scored), at most `budget`."""
+    if not any(sentences):  # the tokenizer refuses a batch of empty word lists
+        return [[] for _ in sentences]
+    encoded = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    pieces: list[list[list[int]]] = [[[] for _ in words] for words in sentences]
+    for i, words in enumerate(pieces):
+        for token_id, word in zip(encoded["input_ids"][i], encoded.word_ids(i)):
+            words[word].append(token_id)
+        for word_pieces in words:
+            if not word_pieces:
+                word_pieces.append(tokenizer.unk_token_id)
+            del word_pieces[budget:]  # a word longer than a window is labelled on its first piece anyway
+    return pieces

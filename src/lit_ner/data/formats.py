@@ -1,10 +1,12 @@
 """How NER files are parsed: CoNLL column files, JSON lines (or a JSON list), parquet files (a Hub dataset's
-parquet export), save_to_disk folders and TextminR rows, each into `tokens` and `tags` (tag strings). Which file
+parquet export), save_to_disk folders and TextminR rows, each into `tokens`, `tags` (tag strings) and `document` (the
+sentence's document in its split: -DOCSTART- blocks, a JSON `document` field; else each sentence its own). Which file
 is which split, and where the splits come from, is `lit_ner.data.sources`."""
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ from lit_ner.data import textminr
 from lit_ner.errors import ConfigError, DataError
 
 FORMATS = ("auto", "conll", "json", "disk", "textminr")
-FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string"))})
+FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string")), "document": Value("int64")})
+DOCSTART = "-DOCSTART-"  # CoNLL's document marker: a line in column files, a one-token row in some Hub exports
 _JSON_SUFFIXES = {".json", ".jsonl"}
 DATA_SUFFIXES = {".txt", ".conll", ".tsv", ".iob", ".bio", ".parquet"} | _JSON_SUFFIXES  # what a data file may end in
 _DEFAULT_TAG_FIELDS = ("tags", "ner_tags")
@@ -60,7 +63,7 @@ def to_tokens_tags(ds: Dataset, source: str, opts: FormatOptions) -> Dataset:
             raise DataError(f"{source}: no column {field!r} (columns: {ds.column_names}); set data.{key}")
     names = _label_names(ds.features[tags_field], opts.label_names, source)
     ds = ds.select_columns([opts.tokens_field, tags_field])
-    ds = ds.rename_columns({opts.tokens_field: "tokens", tags_field: "tags"})
+    ds = _documents_from_markers(ds.rename_columns({opts.tokens_field: "tokens", tags_field: "tags"}))
     if names is not None:
         return ds.map(
             lambda batch: {"tags": [_names_of(row, names, source) for row in batch["tags"]]},
@@ -68,6 +71,15 @@ def to_tokens_tags(ds: Dataset, source: str, opts: FormatOptions) -> Dataset:
             features=FEATURES,  # left to infer them, map would encode the names back with the old ClassLabel
         )
     return ds.cast(FEATURES)
+
+
+def _documents_from_markers(ds: Dataset) -> Dataset:
+    """Add `document`: a row whose tokens are exactly ["-DOCSTART-"] starts a new document and is dropped; without
+    such rows each sentence is its own document."""
+    markers = [tokens == [DOCSTART] for tokens in ds["tokens"]]
+    documents = list(accumulate(map(int, markers))) if any(markers) else list(range(len(ds)))
+    ds = ds.add_column("document", documents)
+    return ds.select([i for i, marker in enumerate(markers) if not marker]) if any(markers) else ds
 
 
 def _label_names(feature: Any, label_names: list[str] | None, source: str) -> list[str] | None:
@@ -92,15 +104,21 @@ def _names_of(ids: list[int], names: list[str], where: str) -> list[str]:
 
 
 def read_split_files(paths: list[Path], opts: FormatOptions) -> Dataset:
-    """The files of one split, in their order, as one Dataset."""
+    """The files of one split, in their order, as one Dataset; a document never continues into the next file."""
     parts = []
     for file in paths:
         if file.suffix.lower() == ".parquet":
             parts.append(_read_parquet(file, opts))
         else:
-            tokens, tags = _read_file(file, opts)
-            parts.append(Dataset.from_dict({"tokens": tokens, "tags": tags}, features=FEATURES))
-    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+            tokens, tags, documents = _read_file(file, opts)
+            parts.append(Dataset.from_dict({"tokens": tokens, "tags": tags, "document": documents}, features=FEATURES))
+    if len(parts) == 1:
+        return parts[0]
+    documents, first = [], 0  # each file numbers its documents from 0: shift them past the previous files'
+    for part in parts:
+        documents += [first + d for d in part["document"]]
+        first = documents[-1] + 1 if documents else first
+    return datasets.concatenate_datasets(parts).remove_columns("document").add_column("document", documents)
 
 
 def _read_parquet(file: Path, opts: FormatOptions) -> Dataset:
@@ -114,7 +132,7 @@ def _read_parquet(file: Path, opts: FormatOptions) -> Dataset:
     return to_tokens_tags(Dataset(table), str(file), opts)
 
 
-def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[list[str]]]:
+def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[list[str]], list[int]]:
     if opts.format == "conll" or (opts.format == "auto" and file.suffix.lower() not in _JSON_SUFFIXES):
         return read_conll(file, opts.tag_column, opts.token_prefix)
     records = list(_iter_json(file))
@@ -125,9 +143,17 @@ def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[l
     first = records[0][1]
     is_textminr = isinstance(first, dict) and {"prompt", "response"} <= first.keys()
     if opts.format == "textminr" or (opts.format == "auto" and is_textminr):
-        return textminr.convert_rows(records)
+        tokens, tags = textminr.convert_rows(records)
+        return tokens, tags, list(range(len(tokens)))
     examples = [_json_example(where, record, opts) for where, record in records]
-    return [tokens for tokens, _ in examples], [tags for _, tags in examples]
+    # consecutive records with the same "document" value form one document; a record without one is its own
+    keys = [r.get("document", object()) if isinstance(r, dict) else object() for _, r in records]
+    return [tokens for tokens, _ in examples], [tags for _, tags in examples], _runs(keys)
+
+
+def _runs(keys: Sequence[Any]) -> list[int]:
+    """0, 1, 2, ...: a new number wherever the key differs from the previous one."""
+    return list(accumulate(int(i > 0 and key != keys[i - 1]) for i, key in enumerate(keys)))
 
 
 def _empty_file(file: Path) -> DataError:
@@ -153,8 +179,9 @@ def _read_text(file: Path) -> str:
 
 def read_conll(
     file: str | Path, tag_column: int = -1, token_prefix: str | None = None
-) -> tuple[list[list[str]], list[list[str]]]:
+) -> tuple[list[list[str]], list[list[str]], list[int]]:
     """Sentences of a CoNLL column file: token in column 0, tag in `tag_column`; blank lines separate sentences.
+    Returns the sentences' tokens, tags and documents (numbered from 0; each -DOCSTART- line starts the next one).
 
     A file with any tab is split on tabs only, so "\\tO" is an empty token, kept as "" (BTC has such lines).
     Every token line must have as many columns as the first one and a non-empty tag.
@@ -166,16 +193,19 @@ def read_conll(
     sep = "\t" if "\t" in text else None
     sentences: list[list[str]] = []
     sentence_tags: list[list[str]] = []
+    documents: list[int] = []
     tokens: list[str] = []
     tags: list[str] = []
-    columns = column = 0
+    document = columns = column = 0
     for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): tweets hold \x85 and \u2028
         line = line.rstrip("\r")
-        if not line.strip() or line.startswith("-DOCSTART-"):  # a document marker also ends a sentence
+        if not line.strip() or line.startswith(DOCSTART):  # a document marker also ends a sentence
             if tokens:
                 sentences.append(tokens)
                 sentence_tags.append(tags)
+                documents.append(document)
                 tokens, tags = [], []
+            document += bool(sentences) and line.startswith(DOCSTART)  # the file's first document is 0
             continue
         fields = line.split(sep)
         if not columns:
@@ -194,12 +224,13 @@ def read_conll(
     if tokens:
         sentences.append(tokens)
         sentence_tags.append(tags)
+        documents.append(document)
     if not sentences:
         raise DataError(
             f"{file}: no sentences (only blank or -DOCSTART- lines); fill it, or remove it (or leave it out with "
             "data.data_files)"
         )
-    return sentences, sentence_tags
+    return sentences, sentence_tags, documents
 
 
 def _tag_index(tag_column: int, columns: int, where: str) -> int:
