@@ -226,7 +226,7 @@ class Recorder:
         return self.forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 
-def test_document_context_trains_evaluates_and_predicts_as_evaluated(trained, tiny_model: Path) -> None:
+def test_document_context_trains_evaluates_and_predicts_as_evaluated(trained, tiny_model: Path, caplog) -> None:
     from seqeval.metrics.sequence_labeling import get_entities
 
     from lit_ner.app import compose_config
@@ -240,6 +240,11 @@ def test_document_context_trains_evaluates_and_predicts_as_evaluated(trained, ti
     cfg = compose_config("evaluate", [f"model.model_name_or_path={export}", f"output_dir={root / 'eval'}",
                                       f"conll={conll}", *data])  # fmt: skip
     evaluate(cfg)
+    assert "was trained with data.context=document" not in caplog.text
+    sentence_cfg = compose_config("evaluate", [f"model.model_name_or_path={export}", f"output_dir={root / 'eval2'}",
+                                               *data[:-4], "data.context=sentence", *data[-3:]])  # fmt: skip
+    evaluate(sentence_cfg)  # the export says document: reading sentences alone is named, with the key to pass
+    assert "was trained with data.context=document but this evaluation reads data.context=sentence" in caplog.text
     words = NerDataModule(str(tiny_model), path=str(root / "data"), context="document", context_tokens=8,
                           max_length=128, cache_dir=str(root / "cache"))  # fmt: skip
     words.prepare_data()

@@ -2,6 +2,7 @@
 against seqeval, a confusion matrix of entity types, and the sentences with the most errors."""
 
 import json
+import logging
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -27,6 +28,8 @@ from lit_ner.metrics import E, EntityMetric, S
 from lit_ner.models import local_or_hub
 from lit_ner.module import NerModule, load_token_classifier
 from lit_ner.reports import NONE, markdown_report, plot_confusion
+
+log = logging.getLogger("lit_ner")
 
 Tags = list[list[str]]  # one list of word tags (or words) per sentence
 # the two checks below fail only on a defect in lit_ner, never on bad input
@@ -184,6 +187,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed)  # the random head of a plain encoder is the same in every run
     name = str(cfg.model.model_name_or_path)
     model, model_labels, tokenizer = load_model(name)
+    trained = getattr(getattr(model, "config", None), "lit_ner_data", None) or {}
+    context = cfg.data.get("context", "sentence")
+    if trained.get("context", context) != context:  # the export records how its training read sentences
+        log.warning(
+            "%s was trained with data.context=%s but this evaluation reads data.context=%s: its scores will not be "
+            "the trained model's; pass data.context=%s", name, trained["context"], context, trained["context"],
+        )  # fmt: skip
     # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
     labels = model_labels or cfg.data.get("labels")
     datamodule = build(cfg.data, tokenizer_name_or_path=tokenizer, labels=labels, _convert_="all")
