@@ -22,7 +22,7 @@ from transformers import (
 from transformers.pipelines.token_classification import AggregationStrategy
 
 from lit_ner.data.align import fit_context, neighbour_words
-from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
+from lit_ner.data.encode import load_tokenizer, position_limit, word_pieces  # transformers only: no Lightning, no Hydra
 from lit_ner.errors import ConfigError, DataError, reported
 from lit_ner.models import local_or_hub
 
@@ -162,18 +162,13 @@ class NerPredictor:
         room = self.max_length - self.tokenizer.num_special_tokens_to_add()
         rows = []
         for i, (left, right) in enumerate(neighbour_words(sentences, documents, self.context_tokens)):
-            left_n, own_n, right_n = (self._word_lengths(words) for words in (left, sentences[i], right))
+            # encode_batch's own word pieces (at least one a word, at most the row), so the same context is kept
+            pieces = word_pieces(self.tokenizer, [left, sentences[i], right], room)
+            left_n, own_n, right_n = ([len(p) for p in words] for words in pieces)
             kept = fit_context(left_n, right_n, self.context_tokens, room - sum(own_n)) if sum(own_n) <= room else (0, 0)
             rows.append(left[len(left) - kept[0] :] + sentences[i] + right[: kept[1]])
             owns[i] = range(kept[0], kept[0] + len(sentences[i]))
         return rows, owns
-
-    def _word_lengths(self, words: list[str]) -> list[int]:
-        """Sub-tokens of each word, at least one (the encoder gives an empty word the unknown token)."""
-        if not words:
-            return []
-        word_ids = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False).word_ids()
-        return [max(word_ids.count(i), 1) for i in range(len(words))]
 
     def _predict(
         self, inputs: list[str] | list[list[str]], texts: list[str], progress: bool, owns: list[range] | None = None

@@ -56,7 +56,7 @@ class SweepSummary(HydraCallback):
                 }
             )
         sign = -1 if config.get("optimized_mode", "max") == "max" else 1
-        rows.sort(key=lambda r: sign * float(r["best_val_f1"]) if r["best_val_f1"] else math.inf)
+        rows.sort(key=lambda r: math.inf if r["val"] is None else sign * r["val"])
         with open(sweep_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"], extrasaction="ignore")
             writer.writeheader()

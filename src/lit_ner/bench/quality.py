@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_ner.bench.measure import write_bench_data
+from lit_ner.sweeps import mean_std
 
 ALL = 10**9  # "every sentence" for write_bench_data, which samples min(n, available)
 
@@ -58,12 +59,6 @@ def recipe_runs(args: argparse.Namespace, data: Path, labels: list[str], work: P
         history = json.loads((folder / "result.json").read_text(encoding="utf-8"))["f1_history"]
         runs[seed] = (max(history), history[-1])
     return runs
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}" if values else ""
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def welch_t(a: list[float], b: list[float]) -> float:

@@ -83,10 +83,10 @@ def encode_batch(
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     b_to_i = {label2id[t]: label2id["I" + t[1:]] for t in label2id if t.startswith("B-") and "I" + t[1:] in label2id}
-    own = _word_pieces(tokenizer, batch["tokens"], budget)
+    own = word_pieces(tokenizer, batch["tokens"], budget)
     with_context = "left_context" in batch and context_tokens > 0
-    left = _word_pieces(tokenizer, batch["left_context"], budget) if with_context else None
-    right = _word_pieces(tokenizer, batch["right_context"], budget) if with_context else None
+    left = word_pieces(tokenizer, batch["left_context"], budget) if with_context else None
+    right = word_pieces(tokenizer, batch["right_context"], budget) if with_context else None
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": []}
     for i, tags in enumerate(batch["tags"]):
         pieces, tag_ids = own[i], [label2id[t] for t in tags]
@@ -117,7 +117,7 @@ def encode_batch(
     return rows
 
 
-def _word_pieces(tokenizer: PreTrainedTokenizerBase, sentences: list[list[str]], budget: int) -> list[list[list[int]]]:
+def word_pieces(tokenizer: PreTrainedTokenizerBase, sentences: list[list[str]], budget: int) -> list[list[list[int]]]:
     """The sub-token ids of each word of each sentence: at least one (an empty or unknown-character word becomes the
     unknown token, so it keeps its slot and is still scored), at most `budget`."""
     if not any(sentences):  # the tokenizer refuses a batch of empty word lists
