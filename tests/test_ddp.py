@@ -113,3 +113,52 @@ def evaluate(run_dir: str, overrides: list[str]) -> None:
 
 if __name__ == "__main__":
     evaluate(sys.argv[1], sys.argv[2:])
+
+
+STOP_AT_STEP = r"""
+import os, sys
+from lit_ner.module import NerModule
+
+start = NerModule.on_train_batch_start
+
+def on_train_batch_start(self, batch, batch_idx):
+    if self.global_step == int(os.environ["STOP_AT"]):  # every process stops here, as a crash of the job would
+        raise RuntimeError(f"stopped at step {self.global_step} in process {self.global_rank}")
+    return start(self, batch, batch_idx)
+
+NerModule.on_train_batch_start = on_train_batch_start
+from lit_ner.train import main
+main()
+"""
+
+
+def test_two_processes_resume_from_a_mid_epoch_checkpoint_exactly(single, tiny_model: Path) -> None:
+    """2 processes, last.ckpt every 2 steps; the job dies 3 steps into epoch 1, after a refresh, and is resumed
+    (2 processes again): every weight and optimizer state equals the uninterrupted 2-process run's."""
+    import torch
+
+    tmp, _ = single
+    args = [*common(tiny_model, tmp), "trainer=ddp_cpu", "trainer.max_epochs=2", "checkpoint.every_n_train_steps=2"]
+    run([sys.executable, "-m", "lit_ner.train", *args, f"hydra.run.dir={tmp / 'ddp_straight'}"], tmp)
+    steps_per_epoch = torch.load(tmp / "ddp_straight" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] // 2
+    script = tmp / "stop_at_step.py"
+    script.write_text(STOP_AT_STEP)
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "STOP_AT": str(steps_per_epoch + 3)}
+    stopped = subprocess.run(
+        [sys.executable, str(script), *args, f"hydra.run.dir={tmp / 'ddp_resumed'}"],
+        capture_output=True, text=True, cwd=tmp, env=env, timeout=400,
+    )  # fmt: skip
+    assert stopped.returncode != 0 and "stopped at step" in stopped.stderr, stopped.stderr[-3000:]
+    saved = torch.load(tmp / "ddp_resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    done = saved["global_step"] - steps_per_epoch  # the batches of epoch 1 each process had trained on
+    assert saved["epoch"] == 1 and saved["NerDataModule"] == {"epoch": 1, "batches": done} and 0 < done < steps_per_epoch
+    resume = [*args, f"ckpt_path={tmp / 'ddp_resumed'}", f"hydra.run.dir={tmp / 'ddp_resume_log'}"]
+    run([sys.executable, "-m", "lit_ner.train", *resume], tmp)
+    for name in ("last.ckpt", "best.ckpt"):
+        expected = torch.load(tmp / "ddp_straight" / "checkpoints" / name, weights_only=True)
+        got = torch.load(tmp / "ddp_resumed" / "checkpoints" / name, weights_only=True)
+        assert (got["epoch"], got["global_step"]) == (expected["epoch"], expected["global_step"])
+        for key, tensor in expected["state_dict"].items():
+            assert torch.equal(tensor, got["state_dict"][key]), f"{name}: {key}"
+        for a, b in zip(expected["optimizer_states"][0]["state"].values(), got["optimizer_states"][0]["state"].values()):
+            assert all(torch.equal(a[k], b[k]) for k in a), name

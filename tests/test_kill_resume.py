@@ -2,6 +2,7 @@
 just after one is renamed into place), resume from the run folder each time: the final weights equal those of an
 uninterrupted run, and no kill ever leaves a checkpoint that cannot be loaded."""
 
+import errno
 import io
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from lit_ner.checkpointing import AtomicCheckpointIO, atomic_save
+from lit_ner.errors import RunError
 from lit_ner.train import train
 
 EPOCHS = 3
@@ -30,11 +32,11 @@ def wait_for_the_kill():
     marker.write_text(point)
     time.sleep(600)
 
-if point == "step":  # mid-epoch, as global step `at` starts
+if point in ("step", "batch"):  # mid-epoch: as global step `at` starts, or as batch `at` of epoch 1 starts
     from lit_ner.module import NerModule
     start = NerModule.on_train_batch_start
     def on_train_batch_start(self, batch, batch_idx):
-        if self.global_step == at:
+        if (self.global_step == at) if point == "step" else (self.current_epoch, batch_idx) == (1, at):
             wait_for_the_kill()
         return start(self, batch, batch_idx)
     NerModule.on_train_batch_start = on_train_batch_start
@@ -74,10 +76,12 @@ def environment() -> dict[str, str]:
     return os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-def run_to_the_end(args: list[str], tmp: Path) -> None:
+def run_to_the_end(args: list[str], tmp: Path, log: Path | None = None) -> None:
     command = [sys.executable, "-m", "lit_ner.train", *args]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=environment(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    if log is not None:
+        log.write_text(done.stdout + done.stderr)
 
 
 def run_and_kill(args: list[str], tmp: Path, point: str, at: int) -> None:
@@ -139,6 +143,10 @@ def test_killed_three_times_then_resumed_matches_an_uninterrupted_run(
     # 4. the last resume has no epoch left: it tests the best checkpoint and exports
     run_to_the_end(overrides(tiny_model, tmp_path, tmp_path / "resume3") + [f"ckpt_path={run}"], tmp_path)
     assert (run / "metrics.json").exists() and (run / "model" / "model.safetensors").exists()
+    assert_same_weights(reference, run)
+
+
+def assert_same_weights(reference: Path, run: Path) -> None:
     assert not list(run.rglob("*.partial"))
     for name in ("last.ckpt", "best.ckpt"):
         expected, got = load(reference / "checkpoints" / name), load(run / "checkpoints" / name)
@@ -146,27 +154,105 @@ def test_killed_three_times_then_resumed_matches_an_uninterrupted_run(
         assert expected["state_dict"].keys() == got["state_dict"].keys()
         for key, tensor in expected["state_dict"].items():
             assert torch.equal(tensor, got["state_dict"][key]), f"{name}: {key}"
+        for state in ("optimizer_states", "lr_schedulers"):
+            assert_equal_tree(expected[state], got[state], f"{name}: {state}")
+
+
+def assert_equal_tree(expected: object, got: object, where: str) -> None:
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(expected, got), where
+    elif isinstance(expected, dict):
+        assert expected.keys() == got.keys(), where
+        for key in expected:
+            assert_equal_tree(expected[key], got[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert len(expected) == len(got), where
+        for i, (a, b) in enumerate(zip(expected, got)):
+            assert_equal_tree(a, b, f"{where}[{i}]")
+    else:
+        assert expected == got, where
+
+
+def test_killed_mid_epoch_resumes_from_the_mid_epoch_checkpoint_at_the_next_batch(
+    reference: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """last.ckpt is refreshed every 2 optimizer steps; the kill comes 3 steps into epoch 1, one step after the last
+    refresh. The resume trains only the rest of epoch 1, in the uninterrupted run's order: identical weights."""
+    steps_per_epoch = load(reference / "checkpoints" / "last.ckpt")["global_step"] // EPOCHS
+    run, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
+    mid = ["checkpoint.every_n_train_steps=2"]
+    kill_at = steps_per_epoch + 3
+    run_and_kill(overrides(tiny_model, tmp_path, run) + mid, tmp_path, "step", kill_at)
+    saved = load(last)
+    assert saved["epoch"] == 1 and saved["global_step"] == (kill_at // 2) * 2  # mid-epoch, the latest refresh
+    assert saved["NerDataModule"] == {"epoch": 1, "batches": saved["global_step"] - steps_per_epoch}
+    resumed = tmp_path / "resumed.log"
+    run_to_the_end(overrides(tiny_model, tmp_path, tmp_path / "resume") + mid + [f"ckpt_path={run}"], tmp_path, resumed)
+    assert "resuming from a checkpoint that ended before the epoch ended" not in resumed.read_text()
+    assert_same_weights(reference, run)
+
+
+def test_killed_inside_an_accumulation_window_resumes_exactly(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
+    """With 2 batches a step, a mid-epoch checkpoint is written only where a step ends: the kill on the second
+    batch of a window (its first batch's gradients are in memory only) loses that batch, and the resume redoes it."""
+    accumulate = ["trainer.accumulate_grad_batches=2", "checkpoint.every_n_train_steps=1"]
+    uninterrupted = tmp_path / "uninterrupted"
+    same = [o for o in overrides(tiny_model, tmp_path, uninterrupted) if not o.startswith(("hydra.", "callbacks."))]
+    train(make_cfg(uninterrupted, tiny_model, tmp_path / "cache", *same, *accumulate, size=None))
+    run, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.ckpt"
+    run_and_kill(overrides(tiny_model, tmp_path, run) + accumulate, tmp_path, "batch", 5)  # batches 4 and 5 of epoch 1 make one step: killed between them
+    saved = load(last)
+    assert saved["epoch"] == 1 and saved["NerDataModule"]["batches"] == 4
+    run_to_the_end(overrides(tiny_model, tmp_path, tmp_path / "resume") + accumulate + [f"ckpt_path={run}"], tmp_path)
+    assert_same_weights(uninterrupted, run)
 
 
 # ---- the plugin itself
 
 
-def test_a_failed_write_keeps_the_old_checkpoint_and_no_partial_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_names_the_folder_and_size_and_keeps_the_old_checkpoint(
+    code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "last.ckpt"
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
     atomic_save({"epoch": 1}, path)
 
     def disk_full(obj: object, f: io.BufferedWriter, *args: object, **kwargs: object) -> None:
         f.write(b"half a checkpoint")
-        raise OSError(28, "No space left on device")
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError, match="No space left"):
-        atomic_save({"epoch": 2}, path)
+    with pytest.raises(RunError) as stopped:
+        atomic_save({"epoch": 2, "weights": torch.zeros(1_000_000)}, path)
     monkeypatch.undo()
+    message = str(stopped.value)
+    assert f"the checkpoint last.ckpt in {path.parent}" in message and "needs about 4.0 MB" in message
+    assert f"resume with ckpt_path={tmp_path}" in message
     assert load(path) == {"epoch": 1}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_a_disk_that_fills_during_training_stops_the_run_with_its_checkpoints_intact(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_cfg
+) -> None:
+    """The disk fills while epoch 1's checkpoint is written: the run stops with the one message (the CLI prints
+    it as `lit_ner: error:`), epoch 0's checkpoints load, nothing half-written is left and nothing is exported."""
+    save = torch.save
+
+    def full_at_epoch_1(obj: object, f: io.BufferedWriter, *args: object, **kwargs: object) -> None:
+        if isinstance(obj, dict) and obj.get("epoch") == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_at_epoch_1)
+    run = tmp_path / "run"
+    with pytest.raises(RunError, match=f"no space left on the disk to write the checkpoint .* in {run / 'checkpoints'}"):
+        train(make_cfg(run, tiny_model, tmp_path / "cache"))
+    monkeypatch.undo()
+    assert load(run / "checkpoints" / "last.ckpt")["epoch"] == 0
+    assert load(run / "checkpoints" / "best.ckpt")["epoch"] == 0
+    assert not list(run.rglob("*.partial")) and not (run / "model").exists()
 
 
 def test_the_trainer_writes_atomically_and_loads_weights_only(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
@@ -179,3 +265,76 @@ def test_the_trainer_writes_atomically_and_loads_weights_only(tiny_model: Path, 
     torch.save({"state_dict": {}, "code": print}, path)  # a reference to a callable: only full unpickling runs it
     with pytest.raises(Exception, match="Weights only load failed"):
         checkpoint_io.load_checkpoint(path)  # what trainer.fit/test(ckpt_path=...) call
+
+
+# ---- a full disk elsewhere: the data cache and the export
+
+
+def test_a_full_disk_while_caching_the_data_names_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datasets import Dataset, DatasetDict
+
+    from lit_ner.data import cache
+
+    splits = DatasetDict({"train": Dataset.from_dict({"tokens": [["a", "b"]] * 1000})})
+
+    def disk_full(self: DatasetDict, folder: str, **kwargs: object) -> None:
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "data-00000.arrow").write_bytes(b"half")
+        raise OSError("No space left on device")  # as pyarrow raises it: no errno
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", disk_full)
+    target = tmp_path / "cache" / "0123abcd"
+    with pytest.raises(RunError, match=rf"the encoded data cache in {tmp_path / 'cache'} .*data\.cache_dir"):
+        cache.write(target, splits, splits, {})
+    assert list((tmp_path / "cache").iterdir()) == []  # no half-written cache left to be read later
+
+
+def test_a_full_disk_while_exporting_leaves_no_half_export(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+    from lit_ner.export import export_model
+    from lit_ner.module import NerModule
+
+    module = NerModule(str(tiny_model), ["O", "B-PER", "I-PER"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    folder = tmp_path / "run" / "model"
+    export_model(module, tokenizer, folder, {}, {}, {})  # an earlier export of the run, replaced by the next one
+    (folder / "stale.txt").write_text("from the earlier export")
+
+    def disk_full(self: PreTrainedTokenizerBase, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PreTrainedTokenizerBase, "save_pretrained", disk_full)
+        with pytest.raises(RunError, match=rf"the exported model in {folder.parent} .*ckpt_path={folder.parent}"):
+            export_model(module, tokenizer, folder, {}, {}, {})
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]  # no model.partial
+    export_model(module, tokenizer, folder, {}, {}, {})
+    assert (folder / "model.safetensors").exists() and not (folder / "stale.txt").exists()
+
+
+def test_last_checkpoint_is_refreshed_by_the_clock_inside_the_epoch(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
+    """checkpoint.every_n_minutes (10 by default; here a few milliseconds): last.ckpt follows the training inside
+    the epoch without a step count; a value that cannot work stops before any work."""
+    from lightning.pytorch.callbacks import Callback
+
+    from lit_ner.errors import ConfigError
+
+    class ReadLast(Callback):
+        steps: list[int] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            time.sleep(0.01)
+            last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            self.steps.append(load(last)["global_step"] if last.exists() else -1)
+
+    run = tmp_path / "run"
+    cfg = make_cfg(run, tiny_model, tmp_path / "cache", "checkpoint.every_n_minutes=0.0001", "trainer.max_epochs=1")
+    train(cfg, callbacks=[ReadLast()])
+    assert ReadLast.steps == [-1, *range(1, len(ReadLast.steps))]  # before each batch: the step just made
+    with pytest.raises(ConfigError, match=r"checkpoint.every_n_minutes=0: give a positive number, or null"):
+        train(make_cfg(tmp_path / "bad", tiny_model, tmp_path / "cache", "checkpoint.every_n_minutes=0"))

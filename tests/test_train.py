@@ -173,6 +173,60 @@ def test_resume_with_another_recipe_names_the_keys(straight_run, tiny_model: Pat
     assert ".hydra/overrides.yaml" in str(raised.value)
 
 
+@pytest.mark.parametrize("change", ["trainer.max_epochs=4", "trainer.accumulate_grad_batches=2", "data.batch_size=8"])
+def test_resume_with_other_trainer_settings_stops_and_says_why(
+    change: str, straight_run, tiny_model: Path, tmp_path: Path, make_cfg
+) -> None:
+    """"Train some more" by resuming with more epochs would bend the learning-rate schedule laid out at the start:
+    lit_ner stops, names the key and says to start a new run from the export."""
+    from lit_ner.errors import ConfigError
+
+    run_dir, _ = straight_run
+    with pytest.raises(ConfigError, match="other settings") as raised:
+        train(make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"ckpt_path={run_dir}", change))
+    key, value = change.split("=")
+    assert f"{key}={value} (the checkpoint has " in str(raised.value)
+    if key.startswith("trainer."):
+        assert "schedule was laid out for 16 optimizer steps" in str(raised.value)  # 2 epochs of 8 batches
+        assert "model.model_name_or_path=<run>/model" in str(raised.value)
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_step_and_exports_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    """A learning rate far too high: the loss turns non-finite within a few steps. The CLI stops there with one
+    line naming the step, epoch and learning rate, keeps the checkpoints written before, exports nothing."""
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "lit_ner.train", "model.lr=1e30", "checkpoint.every_n_train_steps=1",
+        f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120",
+        f"hydra.run.dir={run}", "callbacks.progress_bar.refresh_rate=0",
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert done.returncode == 2, done.stderr[-3000:]
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("lit_ner: error:")]
+    pattern = r"the (training loss|gradient norm) is (nan|inf) at step (\d+) \(epoch 0\), learning rate [\d.]+e\+(29|30)"
+    found = re.search(pattern, line)
+    assert found, line
+    assert "Traceback" not in done.stderr and "model.lr" in line
+    step = int(found.group(3))
+    assert step >= 1  # the first steps were finite, and their checkpoint is what the run keeps
+    kept = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert kept["global_step"] == step and all(torch.isfinite(t).all() for t in kept["state_dict"].values())
+    assert not (run / "model").exists() and not (run / "metrics.json").exists()
+
+
+def test_a_non_finite_gradient_stops_the_run_before_the_optimizer_step(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
+    from lit_ner.errors import RunError
+
+    class InfiniteGradient(Callback):
+        def on_after_backward(self, trainer, pl_module) -> None:
+            if trainer.global_step == 3:
+                next(p for p in pl_module.parameters() if p.grad is not None).grad[0] = float("inf")
+
+    with pytest.raises(RunError, match=r"the gradient norm is inf at step 3 \(epoch 0\)"):
+        train(make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache"), callbacks=[InfiniteGradient()])
+
+
 def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3", "model.freeze_layers=0,5",

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lit_ner.errors import ConfigError, DataError, exit_with
+from lit_ner.errors import REPORTED, ConfigError, DataError, exit_with
 
 # conf/ of the repository, installed as the package lit_ner.conf (pyproject.toml): a wheel, an editable install and
 # a clone installed with `make install` all read it through the package, wherever they run
@@ -62,7 +62,7 @@ def build(config: DictConfig, **kwargs: Any) -> Any:
         return instantiate(config, **kwargs)
     except (InstantiationException, InterpolationResolutionError) as err:  # e.g. ${packaged_model:...} failed
         cause = err.__cause__ or err.__context__
-        if isinstance(cause, (DataError, ConfigError)):
+        if isinstance(cause, REPORTED):
             raise cause from None
         old = re.search(r"NerDataModule\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(cause))
         if old:

@@ -4,33 +4,51 @@ and the resume rules (what a resumed run must share with the checkpoint)."""
 
 import os
 import pickle
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
 from lit_ner.data.datamodule import RENAMED
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, space_for
+from lit_ner.module import TRAINER_KEY
+
+
+def tensor_bytes(tree: Any) -> int:
+    """The bytes of every tensor in a nested checkpoint: about what `torch.save` writes."""
+    if isinstance(tree, torch.Tensor):
+        return tree.numel() * tree.element_size()
+    if isinstance(tree, dict):
+        return sum(tensor_bytes(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(tensor_bytes(v) for v in tree)
+    return 0
 
 
 def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
     """`torch.save` to `<name>.partial` in the same folder, fsync, then `os.replace`: the rename is atomic
     only within one file system, hence the same folder. A leftover `.partial` (a killed write) is overwritten
-    by the next save and never read."""
+    by the next save and never read. A full disk stops the run with the size the checkpoint needs; the previous
+    checkpoint stays as it was and no `.partial` is left."""
     partial = path.with_name(path.name + ".partial")
-    try:
-        with open(partial, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    then = f"resume with ckpt_path={path.parent.parent if path.parent.name == 'checkpoints' else path}"
+    with space_for(f"the checkpoint {path.name}", path.parent, tensor_bytes(checkpoint), then):
+        try:
+            with open(partial, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)  # and the rename itself survives a power cut
@@ -57,6 +75,44 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         # lit_ner's checkpoints hold tensors and plain values only: never unpickle code from a checkpoint file
         return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt`: written at the end of every epoch, as Lightning's ModelCheckpoint does, and also inside the
+    epoch every `every_n_minutes` and/or every `every_n_train_steps` optimizer steps, so a crash loses minutes, not
+    an epoch (the resume continues at the next batch: `NerDataModule.state_dict`). Inside an epoch it writes only
+    where an optimizer step has just ended (accumulated gradients are not saved) and never at the epoch's last
+    batch (the epoch-end checkpoint follows there, after validation). Lightning's ModelCheckpoint takes one trigger
+    (epochs, steps or time): this one adds the two mid-epoch triggers to the epoch one."""
+
+    def __init__(self, dirpath: str, every_n_minutes: float | None = None, every_n_train_steps: int | None = None):
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+        for key, value in (("every_n_minutes", every_n_minutes), ("every_n_train_steps", every_n_train_steps)):
+            if value is not None and value <= 0:
+                raise ConfigError(f"checkpoint.{key}={value}: give a positive number, or null to turn it off.")
+        self.every_seconds = every_n_minutes * 60 if every_n_minutes else None
+        self.every_steps = every_n_train_steps or 0
+        self.since = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.since = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        loop = trainer.fit_loop
+        if (
+            loop._should_accumulate()
+            or loop.epoch_loop.batch_progress.is_last_batch
+            or self._should_skip_saving_checkpoint(trainer)
+        ):
+            return
+        due = bool(self.every_steps) and trainer.global_step % self.every_steps == 0
+        if self.every_seconds is not None:
+            # rank zero's clock decides for all processes, which must save together
+            due = trainer.strategy.broadcast(due or time.monotonic() - self.since >= self.every_seconds)
+        if due:
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+            self.since = time.monotonic()
 
 
 def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]:
@@ -133,10 +189,21 @@ def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path)
                 then, value = Path(str(then)).name, Path(str(value)).name
             if then != value:
                 differ.append(f"{group}.{key}={now[key]} (the checkpoint has {shown})")
+    planned = checkpoint.get(TRAINER_KEY, {})  # none in checkpoints older than lit_ner 0.1.2
+    why = ""
+    for key in ("max_epochs", "max_steps", "accumulate_grad_batches"):
+        if key in planned and cfg.trainer.get(key, planned[key]) != planned[key]:
+            differ.append(f"trainer.{key}={cfg.trainer[key]} (the checkpoint has {planned[key]})")
+            why = (
+                f" Its learning-rate schedule was laid out for {planned['schedule_steps']} optimizer steps at the "
+                "start: more epochs or another accumulation would make it jump, not extend. To train more, start a "
+                "new run from its export (model.model_name_or_path=<run>/model)."
+            )
     if differ:
         raise ConfigError(
             f"ckpt_path={ckpt} was trained with other settings: {'; '.join(differ)}. Resume with the original "
             "experiment and overrides (listed in <run>/.hydra/overrides.yaml), or start a new run without ckpt_path."
+            + why
         )
 
 

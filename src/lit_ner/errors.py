@@ -1,9 +1,12 @@
 """The errors lit_ner raises for bad input, and how every entry point reports them: one line on standard error,
 `lit_ner: error: ...`, exit status 2 (as argparse does). Each message names the file and line or the config key."""
 
+import errno
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 
@@ -15,6 +18,39 @@ class ConfigError(ValueError):
     """A configuration value that cannot work (a key, a path, a model)."""
 
 
+class RunError(RuntimeError):
+    """A run that cannot go on and says why: its loss diverged, or the disk is full."""
+
+
+# the errors an entry point reports in one line (anything else is a defect, shown with its traceback)
+REPORTED = (DataError, ConfigError, RunError)
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def gigabytes(size: float) -> str:
+    return f"{size / 1e9:.2f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+
+
+@contextmanager
+def space_for(what: str, folder: Path, needed: int, then: str) -> Iterator[None]:
+    """Around a write of about `needed` bytes into `folder`: a full disk or quota (ENOSPC, EDQUOT) becomes one
+    RunError that names the folder, the size and `then`, what to do once there is room."""
+    try:
+        yield
+    except OSError as err:
+        # pyarrow (datasets' writer) raises an OSError without errno: its message is all there is
+        if err.errno not in NO_SPACE and not any(m in str(err) for m in ("No space left", "Disk quota exceeded")):
+            raise
+        try:
+            free = f"{gigabytes(shutil.disk_usage(folder).free)} free there now"
+        except OSError:
+            free = "free space unknown"
+        raise RunError(
+            f"no space left on the disk to write {what} in {folder} ({err.strerror or err}): it needs about "
+            f"{gigabytes(needed)}, {free}. Free some space, then {then}"
+        ) from err
+
+
 def exit_with(err: Exception) -> NoReturn:
     """Bad input is the user's to fix, not a bug to debug: one line on stderr, exit status 2."""
     print(f"lit_ner: error: {err}", file=sys.stderr)
@@ -23,8 +59,8 @@ def exit_with(err: Exception) -> NoReturn:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Around an entry point's work: a DataError or ConfigError ends the command by `exit_with`."""
+    """Around an entry point's work: a DataError, ConfigError or RunError ends the command by `exit_with`."""
     try:
         yield
-    except (ConfigError, DataError) as err:
+    except REPORTED as err:
         exit_with(err)

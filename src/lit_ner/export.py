@@ -1,12 +1,14 @@
 """Export a trained NerModule as a plain Hugging Face folder: safetensors weights, labelled config, tokenizer, model card."""
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from lit_ner.errors import space_for
 from lit_ner.module import NerModule
 from lit_ner.reports import entity_rows, markdown_table
 
@@ -60,11 +62,22 @@ def export_model(
 ) -> Path:
     """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
     config.json."""
-    folder.mkdir(parents=True, exist_ok=True)
     # how sentences were read in training travels in config.json, where NerPredictor finds it (transformers keeps
     # unknown config keys as attributes, and pipeline ignores them)
     module.model.config.lit_ner_data = {key: data.get(key) for key in ("context", "context_tokens")}
-    module.model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    (folder / "README.md").write_text(model_card(module, data, scores, meta), encoding="utf-8")
+    # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
+    partial = folder.with_name(folder.name + ".partial")
+    needed = sum(p.numel() * p.element_size() for p in module.model.state_dict().values())
+    then = f"run again with ckpt_path={folder.parent}: a finished run only tests and exports."
+    with space_for("the exported model", folder.parent, needed, then):
+        try:
+            shutil.rmtree(partial, ignore_errors=True)
+            module.model.save_pretrained(partial, safe_serialization=True)
+            tokenizer.save_pretrained(partial)
+            (partial / "README.md").write_text(model_card(module, data, scores, meta), encoding="utf-8")
+            if folder.exists():  # the same run exported before (a resumed run exports again)
+                shutil.rmtree(folder)
+            partial.rename(folder)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     return folder

@@ -12,11 +12,12 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
 
 from lit_ner.data.align import IGNORE
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, RunError
 from lit_ner.metrics import EntityMetric
 from lit_ner.models import local_or_hub
 
 log = logging.getLogger(__name__)
+TRAINER_KEY = "lit_ner_trainer"  # a checkpoint's entry for the trainer settings it was trained with
 
 
 def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
@@ -146,8 +147,29 @@ class NerModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch.get("all_labels", batch["labels"]))
+        if not torch.isfinite(loss):
+            self.diverged(f"the training loss is {loss.item()}")
         self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # before clipping (which would spread a non-finite norm over every weight); fp16's GradScaler meets inf
+        # gradients by design and skips that step itself
+        if self.trainer.precision != "16-mixed":
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
+            if not torch.isfinite(norm):
+                self.diverged(f"the gradient norm is {norm.item()}")
+
+    def diverged(self, what: str) -> None:
+        """Stop at the first non-finite loss or gradient: the weights are still the last good ones, the
+        checkpoints on disk too, and nothing is exported."""
+        lr = max(g["lr"] for g in self.trainer.optimizers[0].param_groups)
+        raise RunError(
+            f"{what} at step {self.global_step} (epoch {self.current_epoch}), learning rate {lr:.3g}: the run "
+            f"diverged and stopped. Its checkpoints in {self.trainer.default_root_dir}/checkpoints are from before; "
+            f"no model was exported. Try a lower model.lr (model.lr={self.hparams.lr} now, e.g. a tenth), warm-up "
+            "(model.warmup_ratio=0.1) or gradient clipping (trainer.gradient_clip_val=1.0)."
+        )
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: list[EntityMetric]) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -181,6 +203,17 @@ class NerModule(L.LightningModule):
         self.test_strict.reset()
         self.log_dict({f"test/{k}": v for k, v in scores.items()})
         self.log_dict({f"test/strict_{k}": v for k, v in strict.items() if k in ("precision", "recall", "f1")})
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the trainer settings the optimizer steps and the learning-rate schedule were planned for: a resume must
+        # share them (checkpointing.check_resume_config)
+        trainer = self.trainer
+        checkpoint[TRAINER_KEY] = {
+            "max_epochs": trainer.max_epochs,
+            "max_steps": trainer.max_steps,
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
+            "schedule_steps": int(trainer.estimated_stepping_batches),
+        }
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # dropout draws depend on (seed, epoch, batch, rank) alone, so a resumed run reproduces the uninterrupted

@@ -13,14 +13,14 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from lit_ner.errors import ConfigError, DataError
+from lit_ner.errors import REPORTED, ConfigError, DataError
 
 log = logging.getLogger("lit_ner")
 
 
 def record_failed_run(run_dir: str, err: Exception) -> None:
     """One bad combination must not end a sweep: log it and leave its status where the summary reads it."""
-    if isinstance(err, (DataError, ConfigError)):  # the user's to fix: one line, as outside a sweep
+    if isinstance(err, REPORTED):  # the user's to fix: one line, as outside a sweep
         log.error("run failed, the sweep goes on: %s", err)
     else:
         log.exception("run failed; the sweep goes on")

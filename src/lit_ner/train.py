@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.checkpointing import resume_point
-from lit_ner.errors import ConfigError, DataError, exit_with
+from lit_ner.errors import REPORTED, ConfigError, DataError, exit_with
 from lit_ner.export import export_model
 from lit_ner.reports import entity_rows, markdown_table
 from lit_ner.sweeps import record_failed_run
@@ -41,7 +41,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[instantiate(c) for c in cfg.get("callbacks", {}).values()] + list(callbacks),
+        callbacks=[build(c) for c in cfg.get("callbacks", {}).values()] + list(callbacks),
         logger=[instantiate(lg) for lg in cfg.get("logger", {}).values()] or False,
     )
     # one process per node reads and encodes the data; the others wait for its cache (under torchrun or SLURM
@@ -163,7 +163,7 @@ def main(cfg: DictConfig) -> float:
     try:
         result = train(cfg)
     except Exception as err:
-        if not sweeping and isinstance(err, (DataError, ConfigError)):
+        if not sweeping and isinstance(err, REPORTED):
             exit_with(err)
         if not sweeping:
             raise

@@ -62,8 +62,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         bucket_batches: int = 50,
         rank: int = 0,
         world_size: int = 1,
+        done_of: Callable[[int], int] = lambda epoch: 0,
     ) -> None:
-        self.sampler, self.lengths = sampler, list(lengths)
+        self.sampler, self.lengths, self.done_of = sampler, list(lengths), done_of
         self.batch_size, self.max_tokens, self.bucket_batches = batch_size, max_tokens, bucket_batches
         self.rank, self.world_size = rank, world_size
 
@@ -89,7 +90,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         # a generator: the epoch is read at the first batch, after Lightning has set up the epoch
-        yield from self._batches()
+        # a run resumed from a checkpoint written inside this epoch starts after the batches it had trained on
+        yield from self._batches()[self.done_of(self.sampler.epoch_of()) :]
 
     def __len__(self) -> int:
         return len(self._batches())

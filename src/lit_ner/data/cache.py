@@ -14,7 +14,7 @@ from typing import Any
 from datasets import DatasetDict
 
 import lit_ner
-from lit_ner.errors import DataError
+from lit_ner.errors import DataError, space_for
 
 log = logging.getLogger(__name__)
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
@@ -38,17 +38,20 @@ def write(target: Path, words: DatasetDict, encoded: DatasetDict, meta: dict[str
     """Write next to the target under a name of this process's own, then rename: a killed run never leaves a
     half-written cache behind, and two runs preparing the same data at once cannot clobber each other."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
-    try:
-        words.save_to_disk(str(partial / "words"))
-        encoded.save_to_disk(str(partial / "encoded"))
-        (partial / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        partial.rename(target)
-    except OSError:
-        if not (target / "meta.json").exists():  # not "another process finished first": a real failure
-            raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    needed = sum(split.data.nbytes for splits in (words, encoded) for split in splits.values())
+    then = "run again, or set data.cache_dir to a folder on a disk with room."
+    with space_for("the encoded data cache", target.parent, needed, then):
+        partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{target.name}.partial-"))
+        try:
+            words.save_to_disk(str(partial / "words"))
+            encoded.save_to_disk(str(partial / "encoded"))
+            (partial / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            partial.rename(target)
+        except OSError:
+            if not (target / "meta.json").exists():  # not "another process finished first": a real failure
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     log.info("encoded data cached in %s", target)
 
 
