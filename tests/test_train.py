@@ -271,6 +271,31 @@ def test_a_sweep_over_experiments_keeps_every_run_in_one_folder(tiny_model: Path
     assert rows["0_quickstart"] == "ok" and rows["1_conll2003"].startswith("failed: DataError"), rows
 
 
+@pytest.mark.parametrize("launcher", ["submitit_local", "joblib"])
+def test_a_sweep_on_another_launcher_is_summarised_in_one_table(launcher: str, tiny_model: Path, tmp_path: Path) -> None:
+    """Trials that run in other processes (submitit's local executor, the path SLURM takes; joblib's workers), one
+    of them failing: the summary of the launching process still lists every trial."""
+    pytest.importorskip(f"hydra_plugins.hydra_{launcher.split('_')[0]}_launcher")
+    command = [
+        sys.executable, "-m", "lit_ner.train", "-m", f"hydra/launcher={launcher}", "model.freeze_layers=0,5",
+        f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}", "data.synthetic_size=120",
+        "trainer.max_epochs=1", "demo_sentences=[]",
+    ]  # fmt: skip
+    if launcher == "joblib":
+        command.append("hydra.launcher.n_jobs=2")
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [sweep] = (tmp_path / "multirun").iterdir()
+    with open(sweep / "summary.csv") as f:
+        rows = {r["overrides"].split()[0]: r for r in csv.DictReader(f)}
+    assert rows.keys() == {"model.freeze_layers=0", "model.freeze_layers=5"}
+    assert rows["model.freeze_layers=0"]["status"] == "ok" and float(rows["model.freeze_layers=0"]["best_val_f1"]) >= 0
+    assert rows["model.freeze_layers=5"]["status"].startswith("failed: ConfigError")
+    if launcher == "submitit_local":
+        assert list((sweep / ".submitit").iterdir())  # submitit's own job folders: the trials ran as its jobs
+
+
 def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
     sweep = tmp_path / "sweep"

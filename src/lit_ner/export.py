@@ -8,27 +8,61 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+import lit_ner
+
 from lit_ner.errors import space_for
 from lit_ner.module import NerModule
 from lit_ner.reports import entity_rows, markdown_table
 
 
-def model_card(module: NerModule, data: Mapping[str, Any], scores: Mapping[str, float], meta: Mapping[str, Any]) -> str:
+def card_metadata(module: NerModule, data: Mapping[str, Any], scores: Mapping[str, float], name: str) -> str:
+    """The card's YAML block as the Hub reads it (huggingface_hub's own ModelCardData): library, task, base model
+    and dataset where they are Hub names, and a `model-index` with the test scores."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    base = str(module.hparams["model_name_or_path"])
+    hub_data = data.get("hub_name")
+    dataset_name = hub_data or Path(str(data.get("path") or "built-in")).name
+    dataset = {"dataset_type": hub_data or "local", "dataset_name": dataset_name}
+    results = [
+        EvalResult(
+            task_type="token-classification", task_name="Named entity recognition", dataset_split="test",
+            metric_type=kind, metric_value=round(scores[f"test/{kind}"], 4), metric_name=f"Test {kind} (entity level)",
+            **dataset,
+        )
+        for kind in ("f1", "precision", "recall")
+        if f"test/{kind}" in scores
+    ]  # fmt: skip
+    metadata = ModelCardData(
+        library_name="transformers", pipeline_tag="token-classification", tags=["lit_ner", "ner"],
+        base_model=None if Path(base).expanduser().exists() else base, datasets=[hub_data] if hub_data else None,
+        model_name=name, eval_results=results or None,
+    )  # fmt: skip
+    return metadata.to_yaml()
+
+
+def model_card(
+    module: NerModule,
+    data: Mapping[str, Any],
+    scores: Mapping[str, float],
+    meta: Mapping[str, Any],
+    name: str = "model",
+    command: str | None = None,
+) -> str:
     hp = dict(module.hparams)
     source = data.get("path") or data.get("hub_name") or f"built-in {data.get('synthetic')} corpus ({data.get('synthetic_size')} sentences)"
     test_rows = entity_rows(scores, "test")
     lines = [
         "---",
-        "library_name: transformers",
-        "pipeline_tag: token-classification",
-        "tags: [lit_ner, ner]",
+        card_metadata(module, data, scores, name),
         "---",
-        f"# NER model fine-tuned from `{hp['model_name_or_path']}` with lit_ner",
+        f"# NER model fine-tuned from `{hp['model_name_or_path']}` with lit_ner {lit_ner.__version__}",
         "",
         f"- **Data:** {source}",
         f"- **Tag scheme:** source data `{meta.get('scheme')}`, trained as `{meta.get('train_scheme')}`; "
         f"labels: {', '.join(module.labels)}",
         "- **Splits:** " + ", ".join(f"{k} {v['sentences']} sentences" for k, v in meta.get("splits", {}).items()),
+        f"- **Trained with:** `{command}`" if command else "- **Trained with:** `lit_ner.train` (in-process)",
         "",
         "## Hyper-parameters",
         "",
@@ -59,6 +93,8 @@ def export_model(
     data: Mapping[str, Any],
     scores: Mapping[str, float],
     meta: Mapping[str, Any],
+    name: str | None = None,
+    command: str | None = None,
 ) -> Path:
     """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
     config.json."""
@@ -74,7 +110,8 @@ def export_model(
             shutil.rmtree(partial, ignore_errors=True)
             module.model.save_pretrained(partial, safe_serialization=True)
             tokenizer.save_pretrained(partial)
-            (partial / "README.md").write_text(model_card(module, data, scores, meta), encoding="utf-8")
+            card = model_card(module, data, scores, meta, name or folder.parent.name, command)
+            (partial / "README.md").write_text(card, encoding="utf-8")
             if folder.exists():  # the same run exported before (a resumed run exports again)
                 shutil.rmtree(folder)
             partial.rename(folder)

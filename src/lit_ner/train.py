@@ -21,8 +21,10 @@ from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.checkpointing import resume_point
 from lit_ner.errors import REPORTED, ConfigError, DataError, exit_with
 from lit_ner.export import export_model
+from lit_ner.push import check_upload, upload_or_explain
 from lit_ner.reports import entity_rows, markdown_table
 from lit_ner.sweeps import record_failed_run
+from lit_ner.trackers import build_loggers, record_export, remember_runs
 
 log = logging.getLogger("lit_ner")
 
@@ -36,14 +38,18 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
         cfg.run_dir = str(resume.run_dir)  # the resumed run continues in its own folder and TensorBoard run
     run_dir = Path(cfg.run_dir)
     check_writable(run_dir, "run_dir")
+    if cfg.hub.repo_id:  # an upload that cannot work from here stops the run now, not after hours of training
+        check_upload(cfg.hub.repo_id)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=[build(c) for c in cfg.get("callbacks", {}).values()] + list(callbacks),
-        logger=[instantiate(lg) for lg in cfg.get("logger", {}).values()] or False,
+        logger=build_loggers(cfg, run_dir, resuming=resume is not None) or False,
     )
+    if trainer.is_global_zero:  # MLflow / W&B run ids, so that a resume continues the same tracker runs
+        remember_runs(cfg, trainer.loggers, run_dir)
     # one process per node reads and encodes the data; the others wait for its cache (under torchrun or SLURM
     # every process starts at once; Lightning's own launcher starts them later, inside fit)
     if trainer.local_rank == 0:
@@ -83,8 +89,14 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     scores = result["scores"]
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     if cfg.export:
-        folder = export_model(model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta)
+        name = cfg.hub.repo_id or run_dir.name
+        folder = export_model(
+            model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line()
+        )
         result["export"] = str(folder)
+        record_export(trainer.loggers, str(folder), upload=cfg.log_export)
+        if cfg.hub.repo_id:
+            result["hub"] = upload_or_explain(folder, cfg.hub.repo_id, cfg.hub.private)
     # the best epoch's validation score (the checkpoint that was tested and exported), not the last epoch's
     final = {"hp/val_f1": result["best_val_f1"], "hp/test_f1": scores.get("test/f1")}
     final = {k: v for k, v in final.items() if v is not None}
@@ -104,6 +116,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
     if "export" in result:
         lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
+    if "hub" in result:
+        lines.append(f"  hub          {result['hub']}")
     if result["best_val_f1"] is not None:
         lines.append(f"  best val/f1  {result['best_val_f1']:.4f}")
     advice = zero_f1_advice(cfg, trainer, result)
@@ -116,6 +130,13 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     print("\n".join(lines))
     if cfg.demo_sentences and "export" in result:
         demo(result["export"], list(cfg.demo_sentences))
+
+
+def command_line() -> str | None:
+    """The command that trained the model, for its card: the overrides Hydra was given."""
+    if not HydraConfig.initialized():
+        return None
+    return " ".join(["python -m lit_ner.train", *HydraConfig.get().overrides.task])
 
 
 def zero_f1_advice(cfg: DictConfig, trainer: L.Trainer, result: dict[str, Any]) -> str | None:
