@@ -161,6 +161,43 @@ def test_cli_reads_json_lines_with_text_or_tokens(model_folder: Path, tmp_path: 
     assert_same_entities(json.loads(capsys.readouterr().out)["entities"], predictor(SENTENCES[1]))
 
 
+def test_conll_in_conll_out_adds_the_predicted_tag_column(model_folder: Path, tmp_path: Path) -> None:
+    """A CoNLL file (tab-separated word and gold tag, two -DOCSTART- documents) comes back line for line with a
+    third column, the predicted IOB2 tag of each word; conlleval-style tools score it against the gold column."""
+    from seqeval.metrics import f1_score
+
+    from lit_ner.data.books import make_book_corpus
+    from lit_ner.data.schemes import convert_tags
+
+    corpus = make_book_corpus(30, seed=3)["train"]
+    lines = []
+    for i, (tokens, tags) in enumerate(zip(corpus["tokens"], corpus["tags"])):
+        if i % 12 == 0:
+            lines += ["-DOCSTART-\tO", ""]
+        lines += [f"{word}\t{tag}" for word, tag in zip(tokens, convert_tags(tags, "plain"))] + [""]
+    source = tmp_path / "corpus.conll"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    main([f"model={model_folder}", f"input={source}", f"output={tmp_path / 'tagged.conll'}"])
+    tagged = (tmp_path / "tagged.conll").read_text(encoding="utf-8").splitlines()
+    assert len(tagged) == len(lines)
+    gold, predicted, sentence_words = [[]], [[]], [[]]
+    for before, after in zip(lines, tagged):
+        if not before or before.startswith("-DOCSTART-"):
+            assert after == before
+            if gold[-1]:
+                gold.append([]), predicted.append([]), sentence_words.append([])
+            continue
+        word, tag, guess = after.split("\t")
+        assert f"{word}\t{tag}" == before and re.fullmatch(r"O|[BI]-(AUTHOR|DATE)", guess)
+        gold[-1].append(tag), predicted[-1].append(guess), sentence_words[-1].append(word)
+    found = NerPredictor.from_pretrained(model_folder, device="cpu").words(sentence_words)
+    for guesses, entities in zip(predicted, found):
+        spans = [(e["type"], e["word_start"], e["word_end"]) for e in entities]
+        starts = [(g[2:], i) for i, g in enumerate(guesses) if g.startswith("B-")]
+        assert starts == [(t, a) for t, a, _ in spans]
+    assert f1_score(gold, predicted) > 0.3
+
+
 def test_cli_needs_neither_lightning_nor_hydra_and_names_a_missing_model(tmp_path: Path) -> None:
     done = run_cli(f"model={tmp_path / 'nowhere'}", "text=Alan Walker", python_options=("-X", "importtime"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "lit_ner: error: model=" in done.stderr

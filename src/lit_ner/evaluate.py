@@ -76,7 +76,7 @@ def predict_words(
     """Predicted label ids of each sentence's words, read on each scored word's first sub-token (where the
     encoded gold is not IGNORE). The windows of a long sentence are consecutive rows of one batch, in order,
     and each word is scored in one window only, so extending a sentence's list row by row gives its words."""
-    device = next(model.parameters()).device
+    device = model.device
     predicted: dict[int, list[int]] = {}
     for batch in datamodule.eval_dataloader(split):  # length-sorted batches, padding per batch
         inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
@@ -187,6 +187,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed)  # the random head of a plain encoder is the same in every run
     name = str(cfg.model.model_name_or_path)
     model, model_labels, tokenizer = load_model(name)
+    if cfg.get("backend", "torch") != "torch" or cfg.get("quantize"):
+        if cfg.backend != "onnx" or model is None or Path(name).suffix == ".ckpt":
+            raise ConfigError(
+                f"backend={cfg.backend}, quantize={cfg.quantize}: backend=onnx (quantize=int8 with it) evaluates an "
+                "exported folder's ONNX model (python -m lit_ner.export_onnx model=<run>/model)"
+            )
+        from lit_ner.export_onnx import OnnxTokenClassifier
+
+        model = OnnxTokenClassifier(Path(name), model.config, cfg.quantize)
     trained = getattr(getattr(model, "config", None), "lit_ner_data", None) or {}
     context = cfg.data.get("context", "sentence")
     if trained.get("context", context) != context:  # the export records how its training read sentences
@@ -204,7 +213,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     zero_shot = model is None
     if zero_shot:  # a plain encoder: a random head for the data's labels, the baseline fine-tuning must beat
         model = load_token_classifier(tokenizer, datamodule.labels)
-    model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(model, torch.nn.Module):  # not an ONNX Runtime session
+        model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
     labels = datamodule.labels
     metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]

@@ -70,12 +70,15 @@ class NerPredictor:
         max_length: int | None = None,
         overlap: int | None = None,
         batch_size: int = 32,
+        runner: Any = None,
     ) -> None:
+        """`runner`: what computes the logits, when not the torch model (`OnnxTokenClassifier`)."""
         if aggregation_strategy not in STRATEGIES:
             raise ConfigError(f"aggregation={aggregation_strategy}: choose one of {', '.join(STRATEGIES)}")
         if not tokenizer.is_fast:
             raise ConfigError("the model has a slow tokenizer: character offsets need a fast one (tokenizer.json)")
         self.model = model.eval()
+        self.runner = runner or self.model
         self.tokenizer = tokenizer
         self.strategy = AggregationStrategy(aggregation_strategy)
         # tokenizers without a saved limit report a huge model_max_length: the position embeddings are the real one
@@ -111,18 +114,28 @@ class NerPredictor:
         overlap: int | None = None,
         batch_size: int = 32,
         device: str | None = None,
+        backend: str = "torch",
+        quantize: str | None = None,
     ) -> "NerPredictor":
         """Load a folder written by `lit_ner.export.export_model` (or any token-classification model: a folder, or
-        a Hub name when the Hub is reachable); weights from safetensors only."""
+        a Hub name when the Hub is reachable); weights from safetensors only. `backend="onnx"` runs the folder's
+        ONNX model (`quantize="int8"`: its int8 one) in ONNX Runtime on the CPU (`lit_ner.export_onnx`)."""
+        if backend not in ("torch", "onnx") or (quantize is not None and backend != "onnx"):
+            raise ConfigError(f"backend={backend}, quantize={quantize}: backend is torch or onnx; int8 needs onnx")
         source = local_or_hub(str(folder), "model", EXPORTED)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cpu" if backend == "onnx" else device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True).to(device)
         except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ConfigError(f"model={folder}: cannot load a model from it ({reason}). {EXPORTED}") from None
         tokenizer = load_tokenizer(source)  # stops on missing tokenizer files rather than tagging every word [UNK]
-        return cls(model, tokenizer, aggregation_strategy, max_length, overlap, batch_size)
+        runner = None
+        if backend == "onnx":
+            from lit_ner.export_onnx import OnnxTokenClassifier
+
+            runner = OnnxTokenClassifier(Path(source), model.config, quantize)
+        return cls(model, tokenizer, aggregation_strategy, max_length, overlap, batch_size, runner)
 
     def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
         """The entities of one text, or of each text; `text[start:end] == entity["text"]`."""
@@ -173,12 +186,17 @@ class NerPredictor:
     def _predict(
         self, inputs: list[str] | list[list[str]], texts: list[str], progress: bool, owns: list[range] | None = None
     ) -> list[list[Entity]]:
-        found: list[list[Entity]] = []
+        # in length order, so that a batch pads its rows to similar lengths; the results go back in input order
+        size = [sum(map(len, x)) + len(x) if isinstance(x, list) else len(x) for x in inputs]  # characters
+        order = sorted(range(len(inputs)), key=size.__getitem__)
+        found: list[list[Entity]] = [[] for _ in inputs]
         with tqdm(total=len(inputs), unit="doc", disable=not progress or not inputs) as bar:
             for first in range(0, len(inputs), self.batch_size):
-                batch = inputs[first : first + self.batch_size]
-                own = owns[first : first + self.batch_size] if owns is not None else None
-                found += self._predict_batch(batch, texts[first : first + self.batch_size], own)
+                batch = order[first : first + self.batch_size]
+                own = [owns[i] for i in batch] if owns is not None else None
+                results = self._predict_batch([inputs[i] for i in batch], [texts[i] for i in batch], own)
+                for i, entities in zip(batch, results):
+                    found[i] = entities
                 bar.update(len(batch))
         return found
 
@@ -213,7 +231,7 @@ class NerPredictor:
             batch = self.tokenizer.pad(rows[first : first + self.batch_size], padding_side="right", return_tensors="pt")
             batch = batch.to(self.model.device)
             with torch.inference_mode():
-                probs = self.model(**batch).logits.float().softmax(-1).cpu().numpy()
+                probs = self.runner(**batch).logits.float().softmax(-1).cpu().numpy()
             scores += [p[: len(row["input_ids"])] for p, row in zip(probs, rows[first : first + self.batch_size])]
         return scores
 
@@ -262,9 +280,11 @@ class NerPredictor:
 
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
-    "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [overlap=N]"
+    "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [overlap=N] "
+    "[backend=torch|onnx] [quantize=int8] [format=conll]"
 )
-OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "overlap"}
+OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "overlap",
+           "backend", "quantize", "format"}  # fmt: skip
 RENAMED = {"stride": "overlap"}  # options renamed since lit_ner 0.1 (old -> new)
 
 
@@ -320,32 +340,83 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_jsonl(records: list[dict[str, Any]], output: str | None) -> None:
-    """One JSON object a line; a file is written under a temporary name first, so an error leaves no partial output."""
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+def read_conll_file(path: Path) -> tuple[list[str], list[list[int]], list[int]]:
+    """A CoNLL column file kept line for line: (its lines, the line numbers of each sentence's words, each
+    sentence's document). The first column is the word; blank lines end sentences; -DOCSTART- lines start documents."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"input={path}: cannot read it as UTF-8 text ({err})") from None
+    sentences: list[list[int]] = [[]]
+    documents = [0]
+    for number, line in enumerate(lines):
+        first = line.split(maxsplit=1)[0] if line.strip() else ""
+        if first == "-DOCSTART-" or not first:
+            if sentences[-1]:
+                sentences.append([])
+                documents.append(documents[-1])
+            if first:
+                documents[-1] += 1
+            continue
+        sentences[-1].append(number)
+    if not sentences[-1]:
+        sentences.pop()
+        documents.pop()
+    return lines, sentences, documents
+
+
+def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
+    """The file's lines with one more column: the predicted IOB2 tag of each word (the file's own separator, tab or
+    space); -DOCSTART- and blank lines as they were. A model trained with document context reads each sentence with
+    the sentences of its -DOCSTART- document."""
+    lines, sentences, documents = read_conll_file(path)
+    words = [[lines[n].split()[0] for n in numbers] for numbers in sentences]
+    tags = {n: "O" for numbers in sentences for n in numbers}
+    for numbers, entities in zip(sentences, predictor.words(words, progress=progress, documents=documents)):
+        for entity in entities:
+            for i in range(entity["word_start"], entity["word_end"]):
+                tags[numbers[i]] = f"{'B' if i == entity['word_start'] else 'I'}-{entity['type']}"
+    out = [line + ("\t" if "\t" in line else " ") + tags[n] if n in tags else line for n, line in enumerate(lines)]
+    return "".join(line + "\n" for line in out)
+
+
+def write_text(text: str, output: str | None) -> None:
+    """To standard output, or to a file written under a temporary name first: an error leaves no partial output."""
     if output is None:
-        sys.stdout.write(lines)
+        sys.stdout.write(text)
         return
     path = Path(output)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(lines, encoding="utf-8")
+        partial.write_text(text, encoding="utf-8")
         partial.replace(path)
     except OSError as err:
         partial.unlink(missing_ok=True)
         raise ConfigError(f"output={output}: cannot write it ({err.strerror})") from None
 
 
+def write_jsonl(records: list[dict[str, Any]], output: str | None) -> None:
+    """One JSON object a line."""
+    write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), output)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m lit_ner.predict` and `lit-ner-predict`."""
     with reported():
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        records = [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
+        if args.get("format", "conll") != "conll":
+            raise ConfigError(f"format={args['format']}: the one format to name is conll (others go by the suffix)")
+        conll = "input" in args and (args.get("format") == "conll" or Path(args["input"]).suffix == ".conll")
+        records = [] if conll else [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
             whole_number(args, "overlap", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
+            args.get("backend", "torch"), args.get("quantize"),
         )  # fmt: skip
         progress = "input" in args
+        if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag
+            write_text(tag_conll(predictor, Path(args["input"]), progress), args.get("output"))
+            return
         by_text = [r for r in records if "tokens" not in r]
         by_words = [r for r in records if "tokens" in r]
         for record, entities in zip(by_text, predictor([r["text"] for r in by_text], progress=progress)):

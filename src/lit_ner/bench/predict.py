@@ -1,0 +1,97 @@
+"""`python -m lit_ner.bench.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
+`transformers.pipeline` (its default, then batch_size=32) against `NerPredictor` on torch, ONNX Runtime fp32 and
+ONNX Runtime int8, on the same test sentences in the same process; with each the share of sentences whose entities
+equal the pipeline's, and the entity-level F1 of the predicted words against the gold tags (seqeval). One table,
+ratios to the pipeline's default (docs/benchmarks.md)."""
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from seqeval.metrics import f1_score
+
+from lit_ner.predict import NerPredictor, read_conll_file, word_starts
+
+
+def test_sentences(path: Path, limit: int) -> tuple[list[list[str]], list[list[str]]]:
+    """(words, gold tags) of the first `limit` sentences of a CoNLL file (a folder: its test.txt)."""
+    path = path / "test.txt" if path.is_dir() else path
+    lines, sentences, _ = read_conll_file(path)
+    rows = [[lines[n].split() for n in numbers] for numbers in sentences[:limit]]
+    return [[r[0] for r in row] for row in rows], [[r[-1] for r in row] for row in rows]
+
+
+def as_tags(words: list[str], entities: list[dict[str, Any]]) -> list[str]:
+    """IOB2 tags of the words from character-offset entities over `" ".join(words)` (a word is in an entity when
+    its first character is)."""
+    starts, tags = word_starts(words), ["O"] * len(words)
+    for e in entities:
+        inside = [i for i, s in enumerate(starts) if e["start"] <= s < e["end"]]
+        for k, i in enumerate(inside):
+            tags[i] = f"{'I' if k else 'B'}-{e['type']}"
+    return tags
+
+
+def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[str]) -> tuple[float, list]:
+    run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation
+    start = time.perf_counter()
+    found = run(texts)
+    return len(texts) / (time.perf_counter() - start), found
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="an exported folder (<run>/model)")
+    p.add_argument("--data", required=True, type=Path, help="a CoNLL file, or a folder with test.txt")
+    p.add_argument("--sentences", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--output", type=Path, default=None, help="also write the table here (markdown)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from transformers import pipeline
+
+    from lit_ner.export_onnx import export_onnx, onnx_path
+
+    if not onnx_path(Path(args.model), "int8").is_file():
+        export_onnx(Path(args.model), "int8")
+    words, gold = test_sentences(args.data, args.sentences)
+    texts = [" ".join(w) for w in words]
+    ner = pipeline("token-classification", model=args.model, aggregation_strategy="simple", device="cpu")
+
+    def piped(batch_size: int) -> Callable:
+        def run(batch: list[str]) -> list[list[dict[str, Any]]]:
+            out = ner(batch, batch_size=batch_size) if batch_size > 1 else ner(batch)
+            return [[{"type": e["entity_group"], "start": e["start"], "end": e["end"]} for e in s] for s in out]
+
+        return run
+
+    sides = {
+        "transformers.pipeline (default)": piped(1),
+        "transformers.pipeline (batch_size=32)": piped(32),
+        "NerPredictor, torch": NerPredictor.from_pretrained(args.model, device="cpu"),
+        "NerPredictor, ONNX Runtime fp32": NerPredictor.from_pretrained(args.model, backend="onnx"),
+        "NerPredictor, ONNX Runtime int8": NerPredictor.from_pretrained(args.model, backend="onnx", quantize="int8"),
+    }
+    results = {name: timed(run, texts) for name, run in sides.items()}
+    base_speed, base = results["transformers.pipeline (default)"]
+    key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
+    rows = [
+        f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
+        "",
+        "| side | sentences/s | × pipeline default | entities equal to the pipeline's | F1 (seqeval, words) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, (speed, found) in results.items():
+        same = sum(a == b for a, b in zip(key(found), key(base))) / len(texts)
+        f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, found)])
+        rows.append(f"| {name} | {speed:.1f} | {speed / base_speed:.2f} | {same:.2%} | {f1:.4f} |")
+    print("\n".join(rows))
+    if args.output:
+        args.output.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
