@@ -42,6 +42,55 @@ def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[st
     return len(texts) / (time.perf_counter() - start), found
 
 
+def served(model: str, texts: list[str], clients: int, threads: int) -> dict[str, float]:
+    """Start `lit_ner.serve` on a free port, send every text as its own request from `clients` concurrent clients:
+    throughput and latency percentiles (ms)."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "lit_ner.serve", f"model={model}", f"port={port}", "max_batch_size=32",
+               "batch_timeout=0.01"]  # fmt: skip
+    # its own process group: LitServe's workers are processes of their own, stopped with the server below
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                              start_new_session=True)  # fmt: skip
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+
+        def call(text: str) -> float:
+            start = time.perf_counter()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", json.dumps({"text": text}).encode(),
+                                             {"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                answer.read()
+            return time.perf_counter() - start
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(call, texts[:64]))  # warm-up
+            start = time.perf_counter()
+            latencies = sorted(pool.map(call, texts))
+            seconds = time.perf_counter() - start
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+    pick = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    return {"per_second": len(texts) / seconds, "p50": pick(0.5), "p99": pick(0.99)}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="an exported folder (<run>/model)")
@@ -49,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sentences", type=int, default=1000)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--output", type=Path, default=None, help="also write the table here (markdown)")
+    p.add_argument("--clients", type=int, default=0, help="also serve the model (lit_ner.serve) to this many clients")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from transformers import pipeline
@@ -88,6 +138,15 @@ def main(argv: list[str] | None = None) -> None:
         same = sum(a == b for a, b in zip(key(found), key(base))) / len(texts)
         f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, found)])
         rows.append(f"| {name} | {speed:.1f} | {speed / base_speed:.2f} | {same:.2%} | {f1:.4f} |")
+    if args.clients:
+        load = served(args.model, texts, args.clients, args.threads)
+        offline = results["NerPredictor, torch"][0]
+        rows += [
+            "",
+            f"lit_ner.serve (torch, max_batch_size 32, batch_timeout 10 ms), {args.clients} concurrent clients, one "
+            f"sentence a request: {load['per_second']:.1f} sentences/s, {load['per_second'] / offline:.2f}× offline "
+            f"NerPredictor on torch; latency p50 {load['p50']:.0f} ms, p99 {load['p99']:.0f} ms",
+        ]
     print("\n".join(rows))
     if args.output:
         args.output.write_text("\n".join(rows) + "\n", encoding="utf-8")

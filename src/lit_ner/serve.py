@@ -1,0 +1,127 @@
+"""`python -m lit_ner.serve model=<export> [port=8000] [workers=1] [max_batch_size=32] [batch_timeout=0.01]
+[max_chars=100000] [backend=torch|onnx] [quantize=int8]`: the exported model as an HTTP service on LitServe.
+
+POST /predict with a JSON object: `{"text": "..."}`, `{"texts": ["...", ...]}` or `{"tokens": ["word", ...]}`; the
+answer is `{"entities": [...]}` (a list of lists for `texts`), the entities `lit_ner.predict` gives. Requests that
+arrive together are batched on the server (LitServe's batching: up to `max_batch_size` requests, waiting at most
+`batch_timeout` seconds), so many clients get the batched throughput. A bad request gets a 4xx with the reason and
+the server goes on; a model that cannot be loaded stops the start-up with one `lit_ner: error:` line. Needs the
+serve extra: `pip install 'lit_ner[serve]'`."""
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import litserve as ls
+from fastapi import HTTPException
+
+from lit_ner.errors import ConfigError, reported
+from lit_ner.predict import NerPredictor
+
+USAGE = (
+    "usage: python -m lit_ner.serve model=<export folder> [port=8000] [workers=1] [max_batch_size=32] "
+    "[batch_timeout=0.01] [max_chars=100000] [backend=torch|onnx] [quantize=int8]"
+)
+DEFAULTS = {"port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01", "max_chars": "100000",
+            "backend": "torch", "quantize": ""}  # fmt: skip
+FIELDS = ("text", "texts", "tokens")
+
+
+def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
+    """(field, value) of a valid request; otherwise an HTTPException with the status and the reason."""
+    if not isinstance(request, dict) or sum(field in request for field in FIELDS) != 1:
+        raise HTTPException(400, 'send a JSON object with one of "text" (a string), "texts" (a list of strings) '
+                                 'or "tokens" (a list of words)')  # fmt: skip
+    field = next(f for f in FIELDS if f in request)
+    value = request[field]
+    strings = [value] if field == "text" else value
+    if (field == "text" and not isinstance(value, str)) or not (
+        isinstance(strings, list) and all(isinstance(s, str) for s in strings)
+    ):
+        raise HTTPException(422, f'"{field}" must be {"a string" if field == "text" else "a list of strings"}')
+    if sum(map(len, strings)) > max_chars:
+        raise HTTPException(413, f"the request has {sum(map(len, strings))} characters; this server takes at most "
+                                 f"{max_chars} a request (max_chars=)")  # fmt: skip
+    return field, value
+
+
+class NerAPI(ls.LitAPI):
+    """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each."""
+
+    def __init__(self, folder: str, backend: str, quantize: str | None, max_chars: int, **batching: Any) -> None:
+        super().__init__(**batching)
+        self.folder, self.backend, self.quantize, self.max_chars = folder, backend, quantize, max_chars
+
+    def setup(self, device: str) -> None:
+        device = "cpu" if self.backend == "onnx" else device
+        self.predictor = NerPredictor.from_pretrained(
+            self.folder, device=device, backend=self.backend, quantize=self.quantize
+        )
+
+    def decode_request(self, request: dict) -> tuple[str, Any]:  # dict: LitServe reads a JSON object body
+        return read_request(request, self.max_chars)
+
+    def batch(self, inputs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        return inputs
+
+    def predict(self, requests: Any) -> list[Any]:
+        """All texts of all the batched requests in one predictor call, all word lists in another."""
+        batched = isinstance(requests, list)
+        requests = requests if batched else [requests]
+        texts = [t for field, value in requests if field != "tokens" for t in ([value] if field == "text" else value)]
+        words = [value for field, value in requests if field == "tokens"]
+        by_text = iter(self.predictor(texts) if texts else [])
+        by_words = iter(self.predictor.words(words) if words else [])
+        answers: list[Any] = []
+        for field, value in requests:
+            if field == "text":
+                answers.append(next(by_text))
+            elif field == "texts":
+                answers.append([next(by_text) for _ in value])
+            else:
+                answers.append(next(by_words))
+        return answers if batched else answers[0]
+
+    def unbatch(self, output: list[Any]) -> list[Any]:
+        return output
+
+    def encode_response(self, output: Any) -> dict[str, Any]:
+        return {"entities": output}
+
+
+def parse(argv: Sequence[str]) -> dict[str, str]:
+    args = dict(arg.partition("=")[::2] for arg in argv)
+    unknown = [a for a in argv if a.partition("=")[0] not in {"model", *DEFAULTS}]
+    if unknown or "model" not in args:
+        problem = f"unknown argument {unknown[0]!r}" if unknown else "give model="
+        raise ConfigError(f"{problem}\n{USAGE}")
+    args = DEFAULTS | args
+    for key in ("port", "workers", "max_batch_size", "max_chars"):
+        if not args[key].isdigit() or int(args[key]) < (0 if key == "port" else 1):
+            raise ConfigError(f"{key}={args[key]}: expected a whole number{'' if key == 'port' else ', 1 or more'}")
+    try:
+        if float(args["batch_timeout"]) < 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"batch_timeout={args['batch_timeout']}: expected seconds, 0 or more") from None
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    with reported():
+        args = parse(sys.argv[1:] if argv is None else argv)
+        quantize = args["quantize"] or None
+        # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
+        NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
+        api = NerAPI(
+            str(Path(args["model"]).expanduser()), args["backend"], quantize, int(args["max_chars"]),
+            max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
+        )  # fmt: skip
+    server = ls.LitServer(api, accelerator="cpu" if args["backend"] == "onnx" else "auto",
+                          workers_per_device=int(args["workers"]))  # fmt: skip
+    server.run(port=int(args["port"]), generate_client_file=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The HTTP service (`python -m lit_ner.serve`): the real LitServe server on a free port, called over HTTP with good,
+bad and concurrent requests; it answers what NerPredictor answers and keeps serving after bad requests."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from lit_ner.predict import NerPredictor
+from lit_ner.train import train
+
+pytest.importorskip("litserve", reason="the serve extra: pip install -e '.[dev]'")
+TEXTS = [
+    "Alan Walker published The Long Road in 1940.",
+    "In 1987, Anna Smith wrote a novel called Élodie's Garden.",
+    "The library owns 7 copies of Anna's book.",
+    "Zoë Ångström was born in Berlin in 1899.",
+]
+
+
+def post(port: int, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg):
+    root = tmp_path_factory.mktemp("serve")
+    overrides = ["model.lr=1e-2", "trainer.max_epochs=3", "test=false"]
+    folder = Path(train(make_cfg(root / "run", tiny_model, root / "cache", *overrides, size=200))["export"])
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "lit_ner.serve", f"model={folder}", f"port={port}", "max_batch_size=8",
+               "batch_timeout=0.05", "max_chars=2000"]  # fmt: skip
+    log = open(root / "server.log", "w")
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    # its own process group: LitServe's workers are processes of their own, stopped with the server below
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+    yield port, NerPredictor.from_pretrained(folder, device="cpu")
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):  # a worker that outlived the SIGTERM
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+def without_scores(entities: list) -> list:
+    if entities and isinstance(entities[0], list):
+        return [without_scores(e) for e in entities]
+    return [{k: v for k, v in e.items() if k != "score"} for e in entities]
+
+
+def test_text_texts_and_tokens_get_the_predictors_entities(server) -> None:
+    port, predictor = server
+    status, answer = post(port, json.dumps({"text": TEXTS[0]}).encode())
+    assert status == 200 and without_scores(answer["entities"]) == without_scores(predictor(TEXTS[0]))
+    assert any(e["type"] == "DATE" for e in answer["entities"])
+    status, answer = post(port, json.dumps({"texts": TEXTS}).encode())
+    assert status == 200 and without_scores(answer["entities"]) == without_scores(predictor(TEXTS))
+    words = TEXTS[3].split()
+    status, answer = post(port, json.dumps({"tokens": words}).encode())
+    assert status == 200 and without_scores(answer["entities"]) == without_scores(predictor.words([words])[0])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"not json", 422, "JSON decode error"),
+        (b"[1, 2]", 422, "valid dictionary"),
+        (b'{"txt": "x"}', 400, 'one of "text"'),
+        (b'{"text": "a", "tokens": ["a"]}', 400, 'one of "text"'),
+        (b'{"text": 5}', 422, '"text" must be a string'),
+        (b'{"texts": "abc"}', 422, '"texts" must be a list of strings'),
+        (b'{"tokens": ["a", 1]}', 422, '"tokens" must be a list of strings'),
+        (json.dumps({"text": "x" * 2001}).encode(), 413, "at most 2000"),
+    ],
+)
+def test_a_bad_request_gets_a_4xx_with_the_reason_and_the_server_goes_on(server, body, status, says) -> None:
+    port, predictor = server
+    got, answer = post(port, body)
+    detail = answer["detail"] if isinstance(answer["detail"], str) else json.dumps(answer["detail"])
+    assert got == status and says in detail
+    assert post(port, json.dumps({"text": TEXTS[1]}).encode())[0] == 200
+
+
+def test_concurrent_clients_each_get_their_own_answer(server) -> None:
+    port, predictor = server
+    texts = [f"{text} ({i})" for i in range(6) for text in TEXTS]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda t: post(port, json.dumps({"text": t}).encode()), texts))
+    assert all(status == 200 for status, _ in answers)
+    assert [without_scores(a["entities"]) for _, a in answers] == without_scores(predictor(texts))
+
+
+def test_a_model_folder_that_cannot_be_loaded_stops_the_start_up(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "lit_ner.serve", f"model={tmp_path}"], capture_output=True,
+                          text=True, timeout=120, env=os.environ | {"HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("lit_ner: error: model=") and "Traceback" not in done.stderr
