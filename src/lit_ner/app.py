@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lit_ner.errors import REPORTED, ConfigError, DataError, exit_with
+from lit_ner.errors import REPORTED, ConfigError, exit_with
 
 # conf/ of the repository, installed as the package lit_ner.conf (pyproject.toml): a wheel, an editable install and
 # a clone installed with `make install` all read it through the package, wherever they run

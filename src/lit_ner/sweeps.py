@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from lit_ner.errors import REPORTED, ConfigError, DataError
+from lit_ner.errors import REPORTED
 
 log = logging.getLogger("lit_ner")
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.checkpointing import resume_point
-from lit_ner.errors import REPORTED, ConfigError, DataError, exit_with
+from lit_ner.errors import REPORTED, exit_with
 from lit_ner.export import export_model
 from lit_ner.push import check_upload, upload_or_explain
 from lit_ner.reports import entity_rows, markdown_table
