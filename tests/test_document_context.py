@@ -296,3 +296,25 @@ def test_the_context_settings_key_the_cache(tmp_path: Path) -> None:
 
     paths = {folder(), folder(context="document"), folder(context="document", context_tokens=32)}
     assert len(paths) == 3  # a cached sentence-level encoding is never served for document context, or vice versa
+
+
+def test_evaluate_command_reads_as_the_export_was_trained(trained, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from lit_ner.app import compose_config
+    from lit_ner.evaluate import evaluate
+
+    root, export = trained
+    data = ["data=local", f"data.path={root / 'data'}", "data.max_length=128", f"data.cache_dir={root / 'cache'}"]
+    given = evaluate(compose_config("evaluate", [f"model.model_name_or_path={export}", f"output_dir={tmp_path / 'a'}",
+                                                 *data, "data.context=document", "data.context_tokens=8"]))  # fmt: skip
+    alone = evaluate(compose_config("evaluate", [f"model.model_name_or_path={export}", f"output_dir={tmp_path / 'b'}",
+                                                 *data, "data.context=sentence"]))  # fmt: skip
+    assert alone["scores"] != given["scores"]  # so the comparison below can tell the two readings apart
+    done = subprocess.run(
+        [sys.executable, "-m", "lit_ner.evaluate", f"model={export}", *data, f"output_dir={tmp_path / 'c'}",
+         f"hydra.run.dir={tmp_path / 'c'}"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "reading as the model was trained" in done.stderr and "data.context=document" in done.stderr
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["scores"] == given["scores"]

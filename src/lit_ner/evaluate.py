@@ -279,9 +279,25 @@ def run(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
+def trained_reading(args: list[str]) -> list[str]:
+    """`data.context=` and `data.context_tokens=` of an export's training (its config.json), for the keys the
+    command line does not give: evaluation reads sentences as training read them, unless told otherwise."""
+    given = {arg.partition("=")[0].lstrip("+~"): arg.partition("=")[2] for arg in args}
+    config = Path(given.get("model.model_name_or_path", "")).expanduser() / "config.json"
+    if not config.is_file():  # a checkpoint, an encoder or a Hub name: the data config's own setting
+        return []
+    trained = json.loads(config.read_text(encoding="utf-8")).get("lit_ner_data") or {}
+    adopted = [f"data.{key}={trained[key]}" for key in ("context", "context_tokens")
+               if trained.get(key) is not None and f"data.{key}" not in given]  # fmt: skip
+    if adopted:
+        print(f"lit_ner: reading as the model was trained ({config}): {' '.join(adopted)}", file=sys.stderr)
+    return adopted
+
+
 def main() -> None:
     """`python -m lit_ner.evaluate` and `lit-ner-evaluate`."""
-    sys.argv = [model_override(arg) for arg in sys.argv]
+    args = [model_override(arg) for arg in sys.argv[1:]]
+    sys.argv = [sys.argv[0], *args, *trained_reading(args)]
     run()
 
 
