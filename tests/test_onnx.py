@@ -5,6 +5,7 @@ ONNX file says how to write it."""
 from pathlib import Path
 
 import pytest
+import torch
 
 from lit_ner.app import compose_config
 from lit_ner.errors import ConfigError
@@ -73,3 +74,60 @@ def test_a_missing_onnx_file_says_how_to_write_it(export: Path, tmp_path: Path) 
             NerPredictor.from_pretrained(export, backend="tensorrt")
     finally:
         (tmp_path / "aside.onnx").rename(export / "onnx" / "model_int8.onnx")
+
+
+def test_int8_keeps_the_matmul_with_outlier_inputs_in_fp32(export: Path, tmp_path: Path, monkeypatch) -> None:
+    """One hidden unit of layer 0's feed-forward made 40 times larger: the measured spread of layer 0's FFN output
+    product stands out, and int8 leaves that product (the one above the threshold) in fp32, quantizes the others and
+    says so in onnx/quantization.json. (A 64-wide test model cannot reach MiniLM's spreads, so the threshold is set
+    between the largest spread and the next.)"""
+    import json
+    import shutil
+
+    import onnx
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from lit_ner import export_onnx as module
+
+    folder = tmp_path / "model"
+    shutil.copytree(export, folder, ignore=shutil.ignore_patterns("onnx"))
+    model = AutoModelForTokenClassification.from_pretrained(folder)
+    with torch.no_grad():
+        dense = model.bert.encoder.layer[0].intermediate.dense
+        dense.weight[3] *= 40
+        dense.bias[3] = 40.0
+    model.save_pretrained(folder)
+    spreads = module.input_spreads(model.eval(), AutoTokenizer.from_pretrained(folder))
+    first, second = sorted(spreads.values(), reverse=True)[:2]
+    kept = "/model/bert/encoder/layer.0/output/dense/MatMul"
+    assert spreads[kept] == first > 1.5 * second, spreads
+    monkeypatch.setattr(module, "OUTLIER_RATIO", (first + second) / 2)
+    module.export_onnx(folder, "int8")
+    record = json.loads((folder / "onnx" / "quantization.json").read_text())
+    assert record["kept_fp32"] == [kept], record
+    nodes = {n.name: n.op_type for n in onnx.load(str(folder / "onnx" / "model_int8.onnx")).graph.node}
+    assert nodes[kept] == "MatMul"  # still the fp32 product
+    quantized = [name for name in spreads if name != kept]
+    assert len(quantized) >= 8 and all(nodes.get(name) != "MatMul" for name in quantized)
+    assert sum(op == "MatMulInteger" for op in nodes.values()) == len(quantized)
+
+
+def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tmp_path: Path, capsys) -> None:
+    from lit_ner.bench.predict import main
+    from lit_ner.data.books import make_book_corpus
+
+    sentences = make_book_corpus(200, seed=7)["train"]
+    conll = tmp_path / "test.txt"
+    conll.write_text("".join("".join(f"{w} {t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences))
+    cache = export.parent.parent / "cache"
+    main(["--model", str(export), "--data", str(conll), "--sentences", "60", "--threads", "1",
+          "--evaluate", f"data.cache_dir={cache} data.synthetic_size={SIZE}"])  # fmt: skip
+    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| transformers") or line.startswith("| NerPredictor")}  # fmt: skip
+    assert len(rows) == 5
+    assert rows["NerPredictor, torch"][3].strip() == "100.00%"  # the same entities as the pipeline's
+    assert rows["NerPredictor, ONNX Runtime fp32"][3].strip() == "100.00%"
+    torch_f1 = evaluate(eval_cfg(export, tmp_path / "torch"))["scores"]["default"]["micro avg"]["f1"]
+    assert float(rows["NerPredictor, torch"][5]) == pytest.approx(torch_f1, abs=5e-5)  # lit_ner.evaluate's own F1
+    assert float(rows["NerPredictor, ONNX Runtime fp32"][5]) == pytest.approx(torch_f1, abs=5e-5)
+    assert rows["transformers.pipeline (default)"][5].strip() == "–"

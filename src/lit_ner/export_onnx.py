@@ -4,6 +4,8 @@ quantization of it (`model_int8.onnx`). `OnnxTokenClassifier` runs either in ONN
 lit_ner.evaluate run the torch model (`backend=onnx [quantize=int8]`). Needs the onnx extra:
 `pip install 'lit_ner[onnx]'`."""
 
+import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,13 +14,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForTokenClassification
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from lit_ner.errors import ConfigError, reported
 
 FOLDER = "onnx"
 FILES = {None: "model.onnx", "int8": "model_int8.onnx"}
 USAGE = "usage: python -m lit_ner.export_onnx model=<export folder> [quantize=int8]"
+# int8 keeps in fp32 the matrix products whose input spans more than this many standard deviations on the calibration
+# sentences: ONNX Runtime quantizes each activation tensor with one 8-bit step of range/255, too coarse for the
+# outliers a BERT FFN output reads (MiniLM: 89, 85 and 68 in layers 0-2, every other input under 55; docs/benchmarks.md)
+OUTLIER_RATIO = 60
 
 
 class _Logits(torch.nn.Module):
@@ -41,6 +47,7 @@ def onnx_path(folder: Path, quantize: str | None = None) -> Path:
 def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     """Write `<folder>/onnx/model.onnx` (and with quantize=int8 `model_int8.onnx`); returns the file asked for.
     Each file is written under another name and renamed into place: whole or absent."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     folder = Path(folder).expanduser()
@@ -62,12 +69,54 @@ def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     )  # fmt: skip
     partial.replace(fp32)
     if quantize == "int8":
+        ratios = input_spreads(model, AutoTokenizer.from_pretrained(folder))
+        kept = sorted(name for name, ratio in ratios.items() if ratio > OUTLIER_RATIO)
+        missing = set(kept) - {node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node}
+        if missing:  # the exporter named the nodes otherwise: say so rather than quantize what should stay fp32
+            raise RuntimeError(f"no ONNX nodes {sorted(missing)} in {fp32}: a lit_ner defect, please report it")
         partial = target.with_name("partial-" + target.name)
         # the matrix products only: they are the time; quantizing the embedding lookups (Gather) saves memory, not
-        # time, and costs F1 (MiniLM on CoNLL-2003: -1.3 points with them, -0.5 without; docs/benchmarks.md)
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        # time, and costs F1 (MiniLM on CoNLL-2003: -1.3 points with them; docs/benchmarks.md)
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         nodes_to_exclude=kept)  # fmt: skip
         partial.replace(target)
+        record = {"kept_fp32": kept, "outlier_ratio": OUTLIER_RATIO, "input_range_per_std": ratios}
+        (target.parent / "quantization.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     return target
+
+
+def onnx_node(module_name: str) -> str:
+    """The name torch.onnx.export gives a Linear's MatMul: `model.bert.encoder.layer.0.output.dense` (a submodule of
+    `_Logits`) becomes `/model/bert/encoder/layer.0/output/dense/MatMul`."""
+    return "/" + re.sub(r"/(\d+)(?=/|$)", r".\1", f"model.{module_name}".replace(".", "/")) + "/MatMul"
+
+
+@torch.inference_mode()
+def input_spreads(model: torch.nn.Module, tokenizer: Any, sentences: int = 256) -> dict[str, float]:
+    """{ONNX MatMul name: (max - min) / std of its input} of each Linear of the model, over sentences of lit_ner's
+    built-in corpus read in batches of 32 with their padding, as ONNX Runtime will see them. The outliers of BERT-type
+    encoders sit in the same hidden dimensions whatever the text (the same layers stand out on CoNLL-2003 dev)."""
+    from lit_ner.data.books import make_book_corpus
+
+    texts = [" ".join(t) for t in make_book_corpus(sentences, seed=0)["train"]["tokens"]]
+    spreads: dict[str, list[float]] = {}
+
+    def record(name: str):
+        def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            x = inputs[0].float()
+            spreads.setdefault(name, []).append(float((x.max() - x.min()) / x.std()))
+
+        return hook
+
+    hooks = [module.register_forward_hook(record(onnx_node(name)))
+             for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]  # fmt: skip
+    try:
+        for start in range(0, len(texts), 32):
+            model(**tokenizer(texts[start : start + 32], padding=True, truncation=True, return_tensors="pt"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: round(sum(values) / len(values), 2) for name, values in spreads.items()}
 
 
 class OnnxTokenClassifier:

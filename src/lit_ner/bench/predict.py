@@ -1,10 +1,15 @@
 """`python -m lit_ner.bench.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
 `transformers.pipeline` (its default, then batch_size=32) against `NerPredictor` on torch, ONNX Runtime fp32 and
 ONNX Runtime int8, on the same test sentences in the same process; with each the share of sentences whose entities
-equal the pipeline's, and the entity-level F1 of the predicted words against the gold tags (seqeval). One table,
-ratios to the pipeline's default (docs/benchmarks.md)."""
+equal the pipeline's, and the entity-level F1 of the predicted words against the gold tags (seqeval); with
+`--evaluate`, each backend's F1 on the whole test split through `lit_ner.evaluate`. One table, ratios to the
+pipeline's default (docs/benchmarks.md)."""
 
 import argparse
+import contextlib
+import io
+import shlex
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +96,22 @@ def served(model: str, texts: list[str], clients: int, threads: int) -> dict[str
     return {"per_second": len(texts) / seconds, "p50": pick(0.5), "p99": pick(0.99)}
 
 
+BACKENDS = {"NerPredictor, torch": ("torch", None), "NerPredictor, ONNX Runtime fp32": ("onnx", None),
+            "NerPredictor, ONNX Runtime int8": ("onnx", "int8")}  # fmt: skip
+
+
+def evaluated(model: str, data: list[str], backend: str, quantize: str | None) -> float:
+    """Micro F1 of `lit_ner.evaluate model=<model> <data> backend=... [quantize=...]` on the test split."""
+    from lit_ner.app import compose_config
+    from lit_ner.evaluate import evaluate, trained_reading
+
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):  # its report: not here
+        args = [f"model.model_name_or_path={model}", *data, f"backend={backend}", "split=test", f"output_dir={out}"]
+        args += [f"quantize={quantize}"] if quantize else []
+        report = evaluate(compose_config("evaluate", args + trained_reading(args)))
+    return report["scores"]["default"]["micro avg"]["f1"]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="an exported folder (<run>/model)")
@@ -99,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--output", type=Path, default=None, help="also write the table here (markdown)")
     p.add_argument("--clients", type=int, default=0, help="also serve the model (lit_ner.serve) to this many clients")
+    p.add_argument("--evaluate", default=None, metavar="OVERRIDES",
+                   help="also each backend's test F1 through lit_ner.evaluate with these data overrides, e.g. "
+                        "'data=conll2003 data.path=../shared/datasets/conll2003'")  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from transformers import pipeline
@@ -131,13 +155,17 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
         "",
-        "| side | sentences/s | × pipeline default | entities equal to the pipeline's | F1 (seqeval, words) |",
-        "|---|---:|---:|---:|---:|",
+        "| side | sentences/s | × pipeline default | entities equal to the pipeline's | F1 (seqeval, words) |"
+        + (" test F1 (lit_ner.evaluate) |" if args.evaluate else ""),
+        "|---|---:|---:|---:|---:|" + ("---:|" if args.evaluate else ""),
     ]
     for name, (speed, found) in results.items():
         same = sum(a == b for a, b in zip(key(found), key(base))) / len(texts)
         f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, found)])
-        rows.append(f"| {name} | {speed:.1f} | {speed / base_speed:.2f} | {same:.2%} | {f1:.4f} |")
+        row = f"| {name} | {speed:.1f} | {speed / base_speed:.2f} | {same:.2%} | {f1:.4f} |"
+        if args.evaluate:  # after the timings: it would share the CPU with them
+            row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
+        rows.append(row)
     if args.clients:
         load = served(args.model, texts, args.clients, args.threads)
         offline = results["NerPredictor, torch"][0]
