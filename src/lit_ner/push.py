@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lit_ner
-from lit_ner.errors import ConfigError, reported
+from lit_ner.errors import ConfigError, key_values, reported
 
 log = logging.getLogger("lit_ner")
 USAGE = "usage: python -m lit_ner.push model=<export folder> repo_id=<user/name> [private=true|false]"
@@ -72,11 +72,7 @@ def push(folder: Path, repo_id: str, private: bool | None = None) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         argv = sys.argv[1:] if argv is None else argv
-        args = dict(arg.partition("=")[::2] for arg in argv)
-        unknown = [arg for arg in argv if arg.partition("=")[0] not in ("model", "repo_id", "private")]
-        if unknown or "model" not in args or "repo_id" not in args:
-            problem = f"unknown argument {unknown[0]!r}" if unknown else "give model= and repo_id="
-            raise ConfigError(f"{problem}\n{USAGE}")
+        args = key_values(argv, ("model", "repo_id", "private"), ("model", "repo_id"), USAGE)
         if args.get("private", "true") not in ("true", "false"):
             raise ConfigError(f"private={args['private']}: give true or false")
         private = None if "private" not in args else args["private"] == "true"

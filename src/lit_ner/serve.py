@@ -16,7 +16,7 @@ from typing import Any
 import litserve as ls
 from fastapi import HTTPException
 
-from lit_ner.errors import ConfigError, reported
+from lit_ner.errors import ConfigError, key_values, reported
 from lit_ner.predict import NerPredictor
 
 USAGE = (
@@ -91,12 +91,7 @@ class NerAPI(ls.LitAPI):
 
 
 def parse(argv: Sequence[str]) -> dict[str, str]:
-    args = dict(arg.partition("=")[::2] for arg in argv)
-    unknown = [a for a in argv if a.partition("=")[0] not in {"model", *DEFAULTS}]
-    if unknown or "model" not in args:
-        problem = f"unknown argument {unknown[0]!r}" if unknown else "give model="
-        raise ConfigError(f"{problem}\n{USAGE}")
-    args = DEFAULTS | args
+    args = DEFAULTS | key_values(argv, ("model", *DEFAULTS), ("model",), USAGE)
     for key in ("port", "workers", "max_batch_size", "max_chars"):
         if not args[key].isdigit() or int(args[key]) < (0 if key == "port" else 1):
             raise ConfigError(f"{key}={args[key]}: expected a whole number{'' if key == 'port' else ', 1 or more'}")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from lit_ner.bench.measure import write_bench_data
 from lit_ner.sweeps import mean_std
