@@ -48,7 +48,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "lit_ner.serve", f"model={folder}", f"port={port}", "max_batch_size=8",
-               "batch_timeout=0.05", "max_chars=2000"]  # fmt: skip
+               "batch_timeout=0.05", "max_chars=2000", "workers=2"]  # fmt: skip (two processes share the CPU)
     log = open(root / "server.log", "w")
     env = os.environ | {"HF_HUB_OFFLINE": "1"}
     # its own process group: LitServe's workers are processes of their own, stopped with the server below

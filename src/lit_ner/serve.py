@@ -5,8 +5,9 @@ POST /predict with a JSON object: `{"text": "..."}`, `{"texts": ["...", ...]}` o
 answer is `{"entities": [...]}` (a list of lists for `texts`), the entities `lit_ner.predict` gives. Requests that
 arrive together are batched on the server (LitServe's batching: up to `max_batch_size` requests, waiting at most
 `batch_timeout` seconds), so many clients get the batched throughput. A bad request gets a 4xx with the reason and
-the server goes on; a model that cannot be loaded stops the start-up with one `lit_ner: error:` line. Needs the
-serve extra: `pip install 'lit_ner[serve]'`."""
+the server goes on; a model that cannot be loaded stops the start-up with one `lit_ner: error:` line. `workers`
+inference processes share the CPU threads (each gets torch's thread count divided by `workers`): on a CPU, one
+worker a core serves more than one worker with every core. Needs the serve extra: `pip install 'lit_ner[serve]'`."""
 
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import litserve as ls
+import torch
 from fastapi import HTTPException
 
 from lit_ner.errors import ConfigError, key_values, reported
@@ -49,12 +51,16 @@ def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
 class NerAPI(ls.LitAPI):
     """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each."""
 
-    def __init__(self, folder: str, backend: str, quantize: str | None, max_chars: int, **batching: Any) -> None:
+    def __init__(
+        self, folder: str, backend: str, quantize: str | None, max_chars: int, threads: int, **batching: Any
+    ) -> None:
         super().__init__(**batching)
         self.folder, self.backend, self.quantize, self.max_chars = folder, backend, quantize, max_chars
+        self.threads = threads  # CPU threads of this worker (torch's, and ONNX Runtime's, which reads torch's)
 
     def setup(self, device: str) -> None:
         device = "cpu" if self.backend == "onnx" else device
+        torch.set_num_threads(self.threads)
         self.predictor = NerPredictor.from_pretrained(
             self.folder, device=device, backend=self.backend, quantize=self.quantize
         )
@@ -109,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         quantize = args["quantize"] or None
         # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
         NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
+        threads = max(1, torch.get_num_threads() // int(args["workers"]))
         api = NerAPI(
-            str(Path(args["model"]).expanduser()), args["backend"], quantize, int(args["max_chars"]),
+            str(Path(args["model"]).expanduser()), args["backend"], quantize, int(args["max_chars"]), threads,
             max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
         )  # fmt: skip
     # fast_queue: LitServe's ZeroMQ transport between the HTTP server and the workers (pyzmq comes with litserve);

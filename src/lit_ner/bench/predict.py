@@ -47,7 +47,7 @@ def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[st
     return len(texts) / (time.perf_counter() - start), found
 
 
-def served(model: str, texts: list[str], clients: int, threads: int) -> dict[str, float]:
+def served(model: str, texts: list[str], clients: int, threads: int, workers: int = 1) -> dict[str, float]:
     """Start `lit_ner.serve` on a free port, send every text as its own request from `clients` concurrent clients:
     throughput and latency percentiles (ms)."""
     import http.client
@@ -66,7 +66,7 @@ def served(model: str, texts: list[str], clients: int, threads: int) -> dict[str
         port = s.getsockname()[1]
     env = os.environ | {"OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "lit_ner.serve", f"model={model}", f"port={port}", "max_batch_size=32",
-               "batch_timeout=0.01"]  # fmt: skip
+               "batch_timeout=0.01", f"workers={workers}"]  # fmt: skip
     # its own process group: LitServe's workers are processes of their own, stopped with the server below
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                               start_new_session=True)  # fmt: skip
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--output", type=Path, default=None, help="also write the table here (markdown)")
     p.add_argument("--clients", type=int, default=0, help="also serve the model (lit_ner.serve) to this many clients")
+    p.add_argument("--workers", type=int, default=1, help="lit_ner.serve's workers=, each with threads/workers")
     p.add_argument("--evaluate", default=None, metavar="OVERRIDES",
                    help="also each backend's test F1 through lit_ner.evaluate with these data overrides, e.g. "
                         "'data=conll2003 data.path=../shared/datasets/conll2003'")  # fmt: skip
@@ -174,11 +175,12 @@ def main(argv: list[str] | None = None) -> None:
             row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
         rows.append(row)
     if args.clients:
-        load = served(args.model, texts, args.clients, args.threads)
+        load = served(args.model, texts, args.clients, args.threads, args.workers)
         offline = results["NerPredictor, torch"][0]
         rows += [
             "",
-            f"lit_ner.serve (torch, max_batch_size 32, batch_timeout 10 ms), {args.clients} concurrent clients, one "
+            f"lit_ner.serve (torch, {args.workers} worker(s), max_batch_size 32, batch_timeout 10 ms), {args.clients} "
+            "concurrent clients, one "
             f"sentence a request: {load['per_second']:.1f} sentences/s, {load['per_second'] / offline:.2f}× offline "
             f"NerPredictor on torch; latency p50 {load['p50']:.0f} ms, p99 {load['p99']:.0f} ms",
         ]
