@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
         )  # fmt: skip
     # fast_queue: LitServe's ZeroMQ transport between the HTTP server and the workers (pyzmq comes with litserve);
-    # 1.1x the throughput of its default queues at 32 clients here (docs/benchmarks.md)
+    # 131.6 against 128.9 sentences/s with its default queues at 32 clients in one paired run here, within noise
     server = ls.LitServer(api, accelerator="cpu" if args["backend"] == "onnx" else "auto",
                           workers_per_device=int(args["workers"]), fast_queue=True)  # fmt: skip
     server.run(port=int(args["port"]), generate_client_file=False)

@@ -153,10 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     sides = {
         "transformers.pipeline (default)": piped(1),
         "transformers.pipeline (batch_size=32)": piped(32),
-        "NerPredictor, torch": NerPredictor.from_pretrained(args.model, device="cpu"),
-        "NerPredictor, ONNX Runtime fp32": NerPredictor.from_pretrained(args.model, backend="onnx"),
-        "NerPredictor, ONNX Runtime int8": NerPredictor.from_pretrained(args.model, backend="onnx", quantize="int8"),
-    }
+        **{name: NerPredictor.from_pretrained(args.model, device="cpu", backend=backend, quantize=quantize)
+           for name, (backend, quantize) in BACKENDS.items()},
+    }  # fmt: skip
     results = {name: timed(run, texts) for name, run in sides.items()}
     base_speed, base = results["transformers.pipeline (default)"]
     key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
