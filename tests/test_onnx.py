@@ -2,6 +2,7 @@
 predict and evaluate): the fp32 graph gives the torch model's entities, int8 stays close in test F1, and a missing
 ONNX file says how to write it."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -120,12 +121,18 @@ def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tm
     conll = tmp_path / "test.txt"
     conll.write_text("".join("".join(f"{w} {t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences))
     cache = export.parent.parent / "cache"
-    main(["--model", str(export), "--data", str(conll), "--sentences", "60", "--threads", "1",
+    main(["--model", str(export), "--data", str(conll), "--sentences", "60", "--threads", "1", "--compiled",
           "--evaluate", f"data.cache_dir={cache} data.synthetic_size={SIZE}"])  # fmt: skip
-    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ") for line in capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ") for line in out.splitlines()
             if line.startswith("| transformers") or line.startswith("| NerPredictor")}  # fmt: skip
-    assert len(rows) == 5
+    # the bound on an fp32 forward: torch's FLOP count over the batches, at torch's matmul rate; above every fp32 side
+    bound = re.search(r"is ([\d.]+) GFLOP .* no fp32 forward passes (\d+) sentences/s", out)
+    assert bound and float(bound[1]) > 0
+    assert all(int(bound[2]) > float(rows[side][1]) for side in rows if "int8" not in side)
+    assert len(rows) == 6
     assert rows["NerPredictor, torch"][3].strip() == "100.00%"  # the same entities as the pipeline's
+    assert rows["NerPredictor, torch compiled"][3].strip() == "100.00%"
     assert rows["NerPredictor, ONNX Runtime fp32"][3].strip() == "100.00%"
     torch_f1 = evaluate(eval_cfg(export, tmp_path / "torch"))["scores"]["default"]["micro avg"]["f1"]
     assert float(rows["NerPredictor, torch"][5]) == pytest.approx(torch_f1, abs=5e-5)  # lit_ner.evaluate's own F1

@@ -242,6 +242,18 @@ def test_scores_do_not_depend_on_the_tokenizer_padding_side(model_folder: Path) 
     assert_same_entities([e for s in predictor(SENTENCES) for e in s], [e for s in right for e in s])
 
 
+def test_the_compiled_forward_gives_the_same_entities(model_folder: Path) -> None:
+    eager = NerPredictor.from_pretrained(model_folder, batch_size=4, device="cpu")
+    compiled = NerPredictor.from_pretrained(model_folder, batch_size=4, device="cpu", compile=True)
+    expected = eager(SENTENCES)
+    assert sum(map(len, expected)) >= 3
+    for ours, theirs in zip(compiled(SENTENCES), expected):  # batches of 4, 4 and 2
+        assert_same_entities(ours, theirs)
+    assert_same_entities(compiled(SENTENCES[1]), expected[1])  # a batch of one, read as two rows
+    with pytest.raises(ConfigError, match="compile=true"):
+        NerPredictor(compiled.model, compiled.tokenizer, runner=compiled.model, compile=True)
+
+
 def test_a_home_relative_folder_loads(model_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(model_folder.parent))
     home_relative = NerPredictor.from_pretrained(f"~/{model_folder.name}", device="cpu")
@@ -269,6 +281,8 @@ def test_window_sizes_are_checked_and_named(model_folder: Path, capsys) -> None:
     for arg in ("max_length=0", "batch_size=0", "overlap=-1", "max_length=x"):
         message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", arg])
         assert f"{arg}: expected a whole number" in message
+    message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", "compile=yes"])
+    assert "compile=yes: expected true or false" in message
     with pytest.raises(ConfigError, match="'stride=16': stride= is now called overlap="):  # the option's old name
         parse_args([f"model={model_folder}", "text=Alan Walker", "stride=16"])
 

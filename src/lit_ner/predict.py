@@ -1,6 +1,7 @@
 """Tag new text with an exported model: `NerPredictor`, and `python -m lit_ner.predict model=<folder> text="..."`.
 Documents longer than the model are read in overlapping windows; transformers' own pipeline code groups entities."""
 
+import contextlib
 import json
 import sys
 from bisect import bisect_left, bisect_right
@@ -71,8 +72,11 @@ class NerPredictor:
         overlap: int | None = None,
         batch_size: int = 32,
         runner: Any = None,
+        compile: bool = False,
     ) -> None:
-        """`runner`: what computes the logits, when not the torch model (`OnnxTokenClassifier`)."""
+        """`runner`: what computes the logits, when not the torch model (`OnnxTokenClassifier`). `compile`:
+        torch.compile the model's forward with frozen weights (on a CPU faster once compiled; each new family of
+        shapes compiles first, tens of seconds)."""
         if aggregation_strategy not in STRATEGIES:
             raise ConfigError(f"aggregation={aggregation_strategy}: choose one of {', '.join(STRATEGIES)}")
         if not tokenizer.is_fast:
@@ -101,6 +105,11 @@ class NerPredictor:
                 f"overlap={self.overlap}: must be at least 0 and below {content} (the tokens in a window)"
             )
         self.batch_size = batch_size
+        if compile and runner is not None:
+            raise ConfigError("compile=true compiles the torch model: not with backend=onnx")
+        self.compiled = compile
+        if compile:
+            self.runner = torch.compile(self.model, dynamic=True)
         self.context_tokens = trained_context(model.config)
         # kept only for its postprocessing, so tokens are judged sub-words and grouped exactly as transformers does
         self.grouper = TokenClassificationPipeline(model=model, tokenizer=tokenizer, device=model.device)
@@ -116,6 +125,7 @@ class NerPredictor:
         device: str | None = None,
         backend: str = "torch",
         quantize: str | None = None,
+        compile: bool = False,
     ) -> "NerPredictor":
         """Load a folder written by `lit_ner.export.export_model` (or any token-classification model: a folder, or
         a Hub name when the Hub is reachable); weights from safetensors only. `backend="onnx"` runs the folder's
@@ -135,7 +145,7 @@ class NerPredictor:
             from lit_ner.export_onnx import OnnxTokenClassifier
 
             runner = OnnxTokenClassifier(Path(source), model.config, quantize)
-        return cls(model, tokenizer, aggregation_strategy, max_length, overlap, batch_size, runner)
+        return cls(model, tokenizer, aggregation_strategy, max_length, overlap, batch_size, runner, compile)
 
     def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
         """The entities of one text, or of each text; `text[start:end] == entity["text"]`."""
@@ -227,13 +237,25 @@ class NerPredictor:
         rows = [{k: encoding[k][i] for k in keys} for i in range(len(encoding["input_ids"]))]
         scores = []
         for first in range(0, len(rows), self.batch_size):
+            chunk = rows[first : first + self.batch_size]
+            # a compiled graph takes a batch of one for a shape of its own (a second compile): it reads the row twice
+            twice = self.compiled and len(chunk) == 1
             # right padding whatever the tokenizer's default: the slice below keeps each row's first tokens
-            batch = self.tokenizer.pad(rows[first : first + self.batch_size], padding_side="right", return_tensors="pt")
+            batch = self.tokenizer.pad(chunk * 2 if twice else chunk, padding_side="right", return_tensors="pt")
             batch = batch.to(self.model.device)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._frozen():
                 probs = self.runner(**batch).logits.float().softmax(-1).cpu().numpy()
-            scores += [p[: len(row["input_ids"])] for p, row in zip(probs, rows[first : first + self.batch_size])]
+            scores += [p[: len(row["input_ids"])] for p, row in zip(probs, chunk)]
         return scores
+
+    def _frozen(self) -> contextlib.AbstractContextManager:
+        """With compile: frozen weights, which inductor folds into the graph and packs for its matrix products (a
+        global that inductor reads when a graph compiles, so set for these calls only)."""
+        if not self.compiled:
+            return contextlib.nullcontext()
+        import torch._inductor.config
+
+        return torch._inductor.config.patch(freezing=True)
 
     def _entities(
         self,
@@ -281,10 +303,10 @@ class NerPredictor:
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=simple|first|average|max] [batch_size=32] [device=cpu|cuda] [max_length=N] [overlap=N] "
-    "[backend=torch|onnx] [quantize=int8] [format=conll]"
+    "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll]"
 )
 OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "overlap",
-           "backend", "quantize", "format"}  # fmt: skip
+           "backend", "quantize", "compile", "format"}  # fmt: skip
 RENAMED = {"stride": "overlap"}  # options renamed since lit_ner 0.1 (old -> new)
 
 
@@ -308,6 +330,14 @@ def whole_number(args: dict[str, str], key: str, minimum: int = 1) -> int | None
     if not args[key].isdigit() or int(args[key]) < minimum:
         raise ConfigError(f"{key}={args[key]}: expected a whole number, {minimum} or more")
     return int(args[key])
+
+
+def true_or_false(args: dict[str, str], key: str) -> bool:
+    """args[key] as a boolean, false when not given."""
+    value = args.get(key, "false").lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"{key}={args[key]}: expected true or false")
+    return value == "true"
 
 
 def read_documents(path: Path) -> list[dict[str, Any]]:
@@ -411,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
             whole_number(args, "overlap", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
-            args.get("backend", "torch"), args.get("quantize"),
+            args.get("backend", "torch"), args.get("quantize"), true_or_false(args, "compile"),
         )  # fmt: skip
         progress = "input" in args
         if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag

@@ -1,9 +1,9 @@
 """`python -m lit_ner.bench.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
-`transformers.pipeline` (its default, then batch_size=32) against `NerPredictor` on torch, ONNX Runtime fp32 and
-ONNX Runtime int8, on the same test sentences in the same process; with each the share of sentences whose entities
-equal the pipeline's, and the entity-level F1 of the predicted words against the gold tags (seqeval); with
-`--evaluate`, each backend's F1 on the whole test split through `lit_ner.evaluate`. One table, ratios to the
-pipeline's default (docs/benchmarks.md)."""
+`transformers.pipeline` (its default, then batch_size=32) against `NerPredictor` on torch (with `--compiled`, also
+torch compiled), ONNX Runtime fp32 and ONNX Runtime int8, on the same test sentences in the same process; with each
+the share of sentences whose entities equal the pipeline's, and the entity-level F1 of the predicted words against the
+gold tags (seqeval); with `--evaluate`, each backend's F1 on the whole test split through `lit_ner.evaluate`. One
+table, ratios to the pipeline's default (docs/benchmarks.md)."""
 
 import argparse
 import contextlib
@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import torch
@@ -41,7 +42,6 @@ def as_tags(words: list[str], entities: list[dict[str, Any]]) -> list[str]:
 
 
 def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[str]) -> tuple[float, list]:
-    run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation
     start = time.perf_counter()
     found = run(texts)
     return len(texts) / (time.perf_counter() - start), found
@@ -105,6 +105,38 @@ def served(model: str, texts: list[str], clients: int, threads: int, workers: in
 
 BACKENDS = {"NerPredictor, torch": ("torch", None), "NerPredictor, ONNX Runtime fp32": ("onnx", None),
             "NerPredictor, ONNX Runtime int8": ("onnx", "int8")}  # fmt: skip
+COMPILED = "NerPredictor, torch compiled"  # the torch backend's own arithmetic: its test F1 is the torch row's
+
+
+def forward_gflop(predictor: NerPredictor, texts: list[str]) -> float:
+    """The GFLOP of the model's forward over these texts, batched as NerPredictor batches them (torch's own count,
+    FlopCounterMode; batches in token-length order, the least padding)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size, tokenizer = predictor.batch_size, predictor.tokenizer
+    rows = sorted(tokenizer(texts, truncation=True, max_length=predictor.max_length)["input_ids"], key=len)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        for first in range(0, len(rows), size):
+            predictor.model(**tokenizer.pad({"input_ids": rows[first : first + size]}, return_tensors="pt"))
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_rate(model: torch.nn.Module, rows: int) -> float:
+    """The GFLOP/s torch's matmul reaches on this CPU at the shapes of the model's linear layers, for `rows` tokens.
+    With forward_gflop it bounds any fp32 forward from above: that leaves out all other work, and counts attention's
+    small products at the rate of the big ones."""
+    weights = [layer.weight for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w in weights}
+    with torch.inference_mode():
+        for w in weights:
+            inputs[w.shape[1]] @ w.T
+        start = time.perf_counter()
+        for _ in range(5):
+            for w in weights:
+                inputs[w.shape[1]] @ w.T
+        seconds = time.perf_counter() - start
+    return 5 * sum(2 * rows * w.shape[0] * w.shape[1] for w in weights) / seconds / 1e9
 
 
 def evaluated(model: str, data: list[str], backend: str, quantize: str | None) -> float:
@@ -128,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", type=Path, default=None, help="also write the table here (markdown)")
     p.add_argument("--clients", type=int, default=0, help="also serve the model (lit_ner.serve) to this many clients")
     p.add_argument("--workers", type=int, default=1, help="lit_ner.serve's workers=, each with threads/workers")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="time every side once a round, report medians (the machine's speed drifts)")
+    p.add_argument("--compiled", action="store_true", help="also NerPredictor with compile=True (torch.compile)")
     p.add_argument("--evaluate", default=None, metavar="OVERRIDES",
                    help="also each backend's test F1 through lit_ner.evaluate with these data overrides, e.g. "
                         "'data=conll2003 data.path=../shared/datasets/conll2003'")  # fmt: skip
@@ -156,8 +191,24 @@ def main(argv: list[str] | None = None) -> None:
         **{name: NerPredictor.from_pretrained(args.model, device="cpu", backend=backend, quantize=quantize)
            for name, (backend, quantize) in BACKENDS.items()},
     }  # fmt: skip
-    results = {name: timed(run, texts) for name, run in sides.items()}
-    base_speed, base = results["transformers.pipeline (default)"]
+    if args.compiled:
+        sides[COMPILED] = NerPredictor.from_pretrained(args.model, device="cpu", compile=True)
+    for run in sides.values():
+        run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation, the compile
+    on_torch = sides["NerPredictor, torch"]
+    assert isinstance(on_torch, NerPredictor)
+    gflop = forward_gflop(on_torch, texts)
+    tokens = on_torch.batch_size * round(sum(len(on_torch.tokenizer(t)["input_ids"]) for t in texts) / len(texts))
+    speeds: dict[str, list[float]] = {name: [] for name in sides}
+    found: dict[str, list] = {}
+    bounds = []  # sentences/s of the fp32 ceiling (below), once a round
+    for _ in range(args.rounds):  # every side once a round: the machine's drift moves a round's sides together
+        for name, run in sides.items():
+            speed, found[name] = timed(run, texts)
+            speeds[name].append(speed)
+        bounds.append(len(texts) * matmul_rate(on_torch.model, tokens) / gflop)
+    default = speeds["transformers.pipeline (default)"]
+    base = found["transformers.pipeline (default)"]
     key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
     rows = [
         f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
@@ -166,16 +217,26 @@ def main(argv: list[str] | None = None) -> None:
         + (" test F1 (lit_ner.evaluate) |" if args.evaluate else ""),
         "|---|---:|---:|---:|---:|" + ("---:|" if args.evaluate else ""),
     ]
-    for name, (speed, found) in results.items():
-        same = sum(a == b for a, b in zip(key(found), key(base))) / len(texts)
-        f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, found)])
-        row = f"| {name} | {speed:.1f} | {speed / base_speed:.2f} | {same:.2%} | {f1:.4f} |"
+    for name, entities in found.items():
+        same = sum(a == b for a, b in zip(key(entities), key(base))) / len(texts)
+        f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, entities)])
+        ratio = median(a / b for a, b in zip(speeds[name], default))
+        row = f"| {name} | {median(speeds[name]):.1f} | {ratio:.2f} | {same:.2%} | {f1:.4f} |"
         if args.evaluate:  # after the timings: it would share the CPU with them
             row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
         rows.append(row)
+    bound = median(bounds)
+    rows += [
+        "",
+        f"Medians of {args.rounds} rounds; \"×\": the median of each round's ratio. The fp32 ceiling: the forward "
+        f"over these sentences is {gflop:.1f} GFLOP (torch's FlopCounterMode, batches of {on_torch.batch_size} in "
+        f"length order); torch's matmul at the shapes of its linear layers reached {bound * gflop / len(texts):.0f} "
+        f"GFLOP/s on this CPU, so no fp32 forward passes {bound:.0f} sentences/s here, "
+        f"{median(a / b for a, b in zip(bounds, default)):.2f}× the pipeline's default.",
+    ]
     if args.clients:
+        offline = timed(on_torch, texts)[0]  # just before: the served side's pair
         load = served(args.model, texts, args.clients, args.threads, args.workers)
-        offline = results["NerPredictor, torch"][0]
         rows += [
             "",
             f"lit_ner.serve (torch, {args.workers} worker(s), max_batch_size 32, batch_timeout 10 ms), {args.clients} "
