@@ -207,28 +207,28 @@ def main(argv: list[str] | None = None) -> None:
             speed, found[name] = timed(run, texts)
             speeds[name].append(speed)
         bounds.append(len(texts) * matmul_rate(on_torch.model, tokens) / gflop)
-    default = speeds["transformers.pipeline (default)"]
-    base = found["transformers.pipeline (default)"]
+    default_name = "transformers.pipeline (default)"
+    default, base = speeds[default_name], found[default_name]
     key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
     rows = [
         f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
         "",
-        "| side | sentences/s | × pipeline default | entities equal to the pipeline's | F1 (seqeval, words) |"
-        + (" test F1 (lit_ner.evaluate) |" if args.evaluate else ""),
-        "|---|---:|---:|---:|---:|" + ("---:|" if args.evaluate else ""),
+        "| side | sentences/s | × pipeline default | × NerPredictor, torch | entities equal to the pipeline's "
+        "| F1 (seqeval, words) |" + (" test F1 (lit_ner.evaluate) |" if args.evaluate else ""),
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if args.evaluate else ""),
     ]
     for name, entities in found.items():
         same = sum(a == b for a, b in zip(key(entities), key(base))) / len(texts)
         f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, entities)])
-        ratio = median(a / b for a, b in zip(speeds[name], default))
-        row = f"| {name} | {median(speeds[name]):.1f} | {ratio:.2f} | {same:.2%} | {f1:.4f} |"
+        ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (default_name, "NerPredictor, torch")]
+        row = f"| {name} | {median(speeds[name]):.1f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {same:.2%} | {f1:.4f} |"
         if args.evaluate:  # after the timings: it would share the CPU with them
             row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
         rows.append(row)
     bound = median(bounds)
     rows += [
         "",
-        f"Medians of {args.rounds} rounds; \"×\": the median of each round's ratio. The fp32 ceiling: the forward "
+        f"Medians of {args.rounds} rounds; \"×\": the median of the rounds' ratios. The fp32 ceiling: the forward "
         f"over these sentences is {gflop:.1f} GFLOP (torch's FlopCounterMode, batches of {on_torch.batch_size} in "
         f"length order); torch's matmul at the shapes of its linear layers reached {bound * gflop / len(texts):.0f} "
         f"GFLOP/s on this CPU, so no fp32 forward passes {bound:.0f} sentences/s here, "
