@@ -122,6 +122,7 @@ def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tm
     conll.write_text("".join("".join(f"{w} {t}\n" for w, t in zip(s["tokens"], s["tags"])) + "\n" for s in sentences))
     cache = export.parent.parent / "cache"
     main(["--model", str(export), "--data", str(conll), "--sentences", "60", "--threads", "1", "--compiled",
+          "--clients", "4", "--rounds", "2",
           "--evaluate", f"data.cache_dir={cache} data.synthetic_size={SIZE}"])  # fmt: skip
     out = capsys.readouterr().out
     rows = {line.split(" | ")[0].strip("| "): line.strip("|").split(" | ") for line in out.splitlines()
@@ -131,6 +132,10 @@ def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tm
     assert bound and float(bound[1]) > 0
     assert all(int(bound[2]) > float(rows[side][1]) for side in rows if "int8" not in side)
     assert len(rows) == 6
+    # the service under load, each round beside an offline run: sentences/s, the ratio, latency percentiles
+    load = re.search(r"\(2 rounds, each beside an offline run\): ([\d.]+) sentences/s, ([\d.]+)× offline .* "
+                     r"p50 (\d+) ms, p99 (\d+) ms", out)  # fmt: skip
+    assert load and float(load[1]) > 0 and float(load[2]) > 0 and int(load[3]) <= int(load[4])
     assert rows["NerPredictor, torch"][3] == "1.00"  # its ratio to itself
     assert rows["NerPredictor, torch"][4].strip() == "100.00%"  # the same entities as the pipeline's
     assert rows["NerPredictor, torch compiled"][4].strip() == "100.00%"
