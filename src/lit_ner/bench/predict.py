@@ -50,8 +50,8 @@ def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[st
 def served(
     model: str, texts: list[str], clients: int, threads: int, workers: int, offline: Callable[[], float], rounds: int
 ) -> dict[str, float]:
-    """Start `lit_ner.serve` on a free port; each round, time `offline()` (sentences/s), then send every text as its
-    own request from `clients` concurrent clients: the median of the rounds' served/offline ratios, the median served
+    """Start `lit_ner.serve` on a free port; each round, time `offline()` (sentences/s) with the server stopped, then
+    send every text as its own request from `clients` concurrent clients: the median of the rounds' served/offline ratios, the median served
     sentences/s, latency percentiles (ms) over all rounds."""
     import http.client
     import json
@@ -102,7 +102,11 @@ def served(
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(call, texts[:64]))  # warm-up
             for _ in range(rounds):  # the offline side just before, its pair: the machine's speed drifts
-                alone = offline()
+                os.killpg(server.pid, signal.SIGSTOP)  # even idle, LitServe's loops poll (0.3 of a core here)
+                try:
+                    alone = offline()
+                finally:
+                    os.killpg(server.pid, signal.SIGCONT)
                 clients_of["round"] = threading.local()
                 start = time.perf_counter()
                 latencies += pool.map(call, texts)
