@@ -134,7 +134,7 @@ def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tm
     assert len(rows) == 6
     # the service under load, each round beside an offline run: sentences/s, the ratio, latency percentiles
     load = re.search(r"\(2 rounds, each beside an offline run\): ([\d.]+) sentences/s, ([\d.]+)× offline .* "
-                     r"p50 (\d+) ms, p99 (\d+) ms", out)  # fmt: skip
+                     r"p50 (\d+) ms, p99 (\d+) ms; the clients themselves used (\d+)% of the 1 CPU", out)  # fmt: skip
     assert load and float(load[1]) > 0 and float(load[2]) > 0 and int(load[3]) <= int(load[4])
     assert rows["NerPredictor, torch"][3] == "1.00"  # its ratio to itself
     assert rows["NerPredictor, torch"][4].strip() == "100.00%"  # the same entities as the pipeline's

@@ -52,7 +52,7 @@ def served(
 ) -> dict[str, float]:
     """Start `lit_ner.serve` on a free port; each round, time `offline()` (sentences/s) with the server stopped, then
     send every text as its own request from `clients` concurrent clients: the median of the rounds' served/offline ratios, the median served
-    sentences/s, latency percentiles (ms) over all rounds."""
+    sentences/s, latency percentiles (ms) over all rounds, and the share of the `threads` CPUs the clients used."""
     import http.client
     import json
     import os
@@ -98,7 +98,7 @@ def served(
             return time.perf_counter() - start
 
         latencies: list[float] = []
-        speeds, ratios = [], []
+        speeds, ratios, shares = [], [], []
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(call, texts[:64]))  # warm-up
             for _ in range(rounds):  # the offline side just before, its pair: the machine's speed drifts
@@ -108,16 +108,19 @@ def served(
                 finally:
                     os.killpg(server.pid, signal.SIGCONT)
                 clients_of["round"] = threading.local()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 latencies += pool.map(call, texts)
-                speeds.append(len(texts) / (time.perf_counter() - start))
+                seconds = time.perf_counter() - start
+                speeds.append(len(texts) / seconds)
+                shares.append((time.process_time() - cpu) / seconds / threads)  # this process: the clients alone
                 ratios.append(speeds[-1] / alone)
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
     latencies.sort()
     pick = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
-    return {"per_second": median(speeds), "ratio": median(ratios), "p50": pick(0.5), "p99": pick(0.99)}
+    return {"per_second": median(speeds), "ratio": median(ratios), "p50": pick(0.5), "p99": pick(0.99),
+            "clients_cpu": median(shares)}
 
 
 BACKENDS = {"NerPredictor, torch": ("torch", None), "NerPredictor, ONNX Runtime fp32": ("onnx", None),
@@ -259,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
             f"lit_ner.serve (torch, {args.workers} worker(s), max_batch_size 32, batch_timeout 10 ms), {args.clients} "
             f"concurrent clients, one sentence a request ({args.rounds} rounds, each beside an offline run): "
             f"{load['per_second']:.1f} sentences/s, {load['ratio']:.2f}× offline NerPredictor on torch; latency p50 "
-            f"{load['p50']:.0f} ms, p99 {load['p99']:.0f} ms",
+            f"{load['p50']:.0f} ms, p99 {load['p99']:.0f} ms; the clients themselves used {load['clients_cpu']:.0%} of "
+            f"the {args.threads} CPU threads",
         ]
     print("\n".join(rows))
     if args.output:
