@@ -51,8 +51,9 @@ def served(
     model: str, texts: list[str], clients: int, threads: int, workers: int, offline: Callable[[], float], rounds: int
 ) -> dict[str, float]:
     """Start `lit_ner.serve` on a free port; each round, time `offline()` (sentences/s) with the server stopped, then
-    send every text as its own request from `clients` concurrent clients: the median of the rounds' served/offline ratios, the median served
-    sentences/s, latency percentiles (ms) over all rounds, and the share of the `threads` CPUs the clients used."""
+    send every text as its own request from `clients` concurrent clients. The median of the rounds' served/offline
+    ratios, the median served sentences/s, latency percentiles (ms) over all rounds, and the share of the `threads`
+    CPUs the clients used."""
     import http.client
     import json
     import os
@@ -125,6 +126,7 @@ def served(
 
 BACKENDS = {"NerPredictor, torch": ("torch", None), "NerPredictor, ONNX Runtime fp32": ("onnx", None),
             "NerPredictor, ONNX Runtime int8": ("onnx", "int8")}  # fmt: skip
+TORCH = "NerPredictor, torch"
 COMPILED = "NerPredictor, torch compiled"  # the torch backend's own arithmetic: its test F1 is the torch row's
 
 
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         sides[COMPILED] = NerPredictor.from_pretrained(args.model, device="cpu", compile=True)
     for run in sides.values():
         run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation, the compile
-    on_torch = sides["NerPredictor, torch"]
+    on_torch = sides[TORCH]
     assert isinstance(on_torch, NerPredictor)
     gflop = forward_gflop(on_torch, texts)
     tokens = on_torch.batch_size * round(sum(len(on_torch.tokenizer(t)["input_ids"]) for t in texts) / len(texts))
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, entities in found.items():
         same = sum(a == b for a, b in zip(key(entities), key(base))) / len(texts)
         f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, entities)])
-        ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (default_name, "NerPredictor, torch")]
+        ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (default_name, TORCH)]
         row = f"| {name} | {median(speeds[name]):.1f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {same:.2%} | {f1:.4f} |"
         if args.evaluate:  # after the timings: it would share the CPU with them
             row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
