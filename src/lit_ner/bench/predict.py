@@ -130,9 +130,9 @@ TORCH = "NerPredictor, torch"
 COMPILED = "NerPredictor, torch compiled"  # the torch backend's own arithmetic: its test F1 is the torch row's
 
 
-def forward_gflop(predictor: NerPredictor, texts: list[str]) -> float:
+def forward_gflop(predictor: NerPredictor, texts: list[str]) -> tuple[float, int]:
     """The GFLOP of the model's forward over these texts, batched as NerPredictor batches them (torch's own count,
-    FlopCounterMode; batches in token-length order, the least padding)."""
+    FlopCounterMode; batches in token-length order, the least padding), and the tokens of a typical batch."""
     from torch.utils.flop_counter import FlopCounterMode
 
     size, tokenizer = predictor.batch_size, predictor.tokenizer
@@ -141,7 +141,7 @@ def forward_gflop(predictor: NerPredictor, texts: list[str]) -> float:
     with torch.inference_mode(), counter:
         for first in range(0, len(rows), size):
             predictor.model(**tokenizer.pad({"input_ids": rows[first : first + size]}, return_tensors="pt"))
-    return counter.get_total_flops() / 1e9
+    return counter.get_total_flops() / 1e9, size * round(sum(map(len, rows)) / len(rows))
 
 
 def matmul_rate(model: torch.nn.Module, rows: int) -> float:
@@ -219,8 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation, the compile
     on_torch = sides[TORCH]
     assert isinstance(on_torch, NerPredictor)
-    gflop = forward_gflop(on_torch, texts)
-    tokens = on_torch.batch_size * round(sum(len(on_torch.tokenizer(t)["input_ids"]) for t in texts) / len(texts))
+    gflop, tokens = forward_gflop(on_torch, texts)
     speeds: dict[str, list[float]] = {name: [] for name in sides}
     found: dict[str, list] = {}
     bounds = []  # sentences/s of the fp32 ceiling (below), once a round
