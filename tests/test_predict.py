@@ -282,7 +282,7 @@ def test_window_sizes_are_checked_and_named(model_folder: Path, capsys) -> None:
         message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", arg])
         assert f"{arg}: expected a whole number" in message
     message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", "compile=yes"])
-    assert "compile=yes: expected true or false" in message
+    assert "compile=yes: give true or false" in message
     with pytest.raises(ConfigError, match="'stride=16': stride= is now called overlap="):  # the option's old name
         parse_args([f"model={model_folder}", "text=Alan Walker", "stride=16"])
 

@@ -99,3 +99,7 @@ def test_push_command_uploads_an_existing_export(
     with pytest.raises(SystemExit) as stopped:
         push_main([f"model={tmp_path}", "repo_id=me/ner"])  # not an export
     assert stopped.value.code == 2 and "not an exported model folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        push_main([f"model={folder}", "repo_id=me/ner", "private=yes"])
+    assert stopped.value.code == 2 and "private=yes: give true or false" in capsys.readouterr().err
+    assert len(hub) == 2  # nothing more was uploaded

@@ -76,3 +76,12 @@ def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[s
         problem = f"unknown argument {unknown[0]!r}" if unknown else f"give {' and '.join(k + '=' for k in required)}"
         raise ConfigError(f"{problem}\n{usage}")
     return args
+
+
+def true_or_false(args: dict[str, str], key: str) -> bool | None:
+    """A `key=true|false` argument of `key_values`' result as a boolean, None when not given."""
+    if key not in args:
+        return None
+    if args[key] not in ("true", "false"):
+        raise ConfigError(f"{key}={args[key]}: give true or false")
+    return args[key] == "true"

@@ -24,7 +24,7 @@ from transformers.pipelines.token_classification import AggregationStrategy
 
 from lit_ner.data.align import fit_context, neighbour_words
 from lit_ner.data.encode import load_tokenizer, position_limit, word_pieces  # transformers only: no Lightning, no Hydra
-from lit_ner.errors import ConfigError, DataError, key_values, reported
+from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.models import local_or_hub
 
 STRATEGIES = ("simple", "first", "average", "max")
@@ -332,14 +332,6 @@ def whole_number(args: dict[str, str], key: str, minimum: int = 1) -> int | None
     return int(args[key])
 
 
-def true_or_false(args: dict[str, str], key: str) -> bool:
-    """args[key] as a boolean, false when not given."""
-    value = args.get(key, "false").lower()
-    if value not in ("true", "false"):
-        raise ConfigError(f"{key}={args[key]}: expected true or false")
-    return value == "true"
-
-
 def read_documents(path: Path) -> list[dict[str, Any]]:
     """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens` (and
     optionally `document`: consecutive `tokens` records with the same value are the sentences of one document)."""
@@ -441,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "simple"), whole_number(args, "max_length"),
             whole_number(args, "overlap", minimum=0), whole_number(args, "batch_size") or 32, args.get("device"),
-            args.get("backend", "torch"), args.get("quantize"), true_or_false(args, "compile"),
+            args.get("backend", "torch"), args.get("quantize"), bool(true_or_false(args, "compile")),
         )  # fmt: skip
         progress = "input" in args
         if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lit_ner
-from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.errors import ConfigError, key_values, reported, true_or_false
 
 log = logging.getLogger("lit_ner")
 USAGE = "usage: python -m lit_ner.push model=<export folder> repo_id=<user/name> [private=true|false]"
@@ -73,9 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         argv = sys.argv[1:] if argv is None else argv
         args = key_values(argv, ("model", "repo_id", "private"), ("model", "repo_id"), USAGE)
-        if args.get("private", "true") not in ("true", "false"):
-            raise ConfigError(f"private={args['private']}: give true or false")
-        private = None if "private" not in args else args["private"] == "true"
+        private = true_or_false(args, "private")
         blocker = upload_blocker()
         if blocker:
             raise ConfigError(f"cannot upload to {args['repo_id']}: {blocker}")
