@@ -126,7 +126,7 @@ def served(
 
 BACKENDS = {"NerPredictor, torch": ("torch", None), "NerPredictor, ONNX Runtime fp32": ("onnx", None),
             "NerPredictor, ONNX Runtime int8": ("onnx", "int8")}  # fmt: skip
-TORCH = "NerPredictor, torch"
+PIPELINE, TORCH = "transformers.pipeline (default)", "NerPredictor, torch"  # the ratios' bases
 COMPILED = "NerPredictor, torch compiled"  # the torch backend's own arithmetic: its test F1 is the torch row's
 
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         return run
 
     sides = {
-        "transformers.pipeline (default)": piped(1),
+        PIPELINE: piped(1),
         "transformers.pipeline (batch_size=32)": piped(32),
         **{name: NerPredictor.from_pretrained(args.model, device="cpu", backend=backend, quantize=quantize)
            for name, (backend, quantize) in BACKENDS.items()},
@@ -228,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
             speed, found[name] = timed(run, texts)
             speeds[name].append(speed)
         bounds.append(len(texts) * matmul_rate(on_torch.model, tokens) / gflop)
-    default_name = "transformers.pipeline (default)"
-    default, base = speeds[default_name], found[default_name]
+    default, base = speeds[PIPELINE], found[PIPELINE]
     key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
     rows = [
         f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
@@ -241,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, entities in found.items():
         same = sum(a == b for a, b in zip(key(entities), key(base))) / len(texts)
         f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, entities)])
-        ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (default_name, TORCH)]
+        ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (PIPELINE, TORCH)]
         row = f"| {name} | {median(speeds[name]):.1f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {same:.2%} | {f1:.4f} |"
         if args.evaluate:  # after the timings: it would share the CPU with them
             row += f" {evaluated(args.model, shlex.split(args.evaluate), *BACKENDS[name]):.4f} |" if name in BACKENDS else " – |"
