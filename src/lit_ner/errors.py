@@ -2,6 +2,7 @@
 `lit_ner: error: ...`, exit status 2 (as argparse does). Each message names the file and line or the config key."""
 
 import errno
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -68,7 +69,11 @@ def reported() -> Iterator[None]:
 
 def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[str], usage: str) -> dict[str, str]:
     """The `key=value` arguments of the commands that are not Hydra apps (predict, serve, push, export_onnx): an
-    argument that is no `key=value` of `allowed`, or a missing `required` key, stops with the usage line."""
+    argument that is no `key=value` of `allowed`, or a missing `required` key, stops with the usage line; `--help` or
+    `-h` prints the usage and the options and exits with status 0, as argparse and the Hydra commands do."""
+    if "--help" in argv or "-h" in argv:
+        print(help_text(allowed, required, usage))
+        sys.exit(0)
     unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in allowed]
     args = dict(arg.partition("=")[::2] for arg in argv)
     missing = [key for key in required if key not in args]
@@ -76,6 +81,20 @@ def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[s
         problem = f"unknown argument {unknown[0]!r}" if unknown else f"give {' and '.join(k + '=' for k in required)}"
         raise ConfigError(f"{problem}\n{usage}")
     return args
+
+
+def help_text(allowed: Sequence[str], required: Sequence[str], usage: str) -> str:
+    """The usage line, then one line per option in the usage's order, each with the values the usage shows for it
+    (`backend=torch|onnx`, `port=8000`) and whether it is required."""
+
+    def shown(key: str) -> re.Match[str] | None:
+        return re.search(rf"(?<![\w.]){re.escape(key)}=(\"[^\"]*\"|<[^>]*>|[^\s\])]*)", usage)
+
+    keys = sorted(allowed, key=lambda k: (m.start() if (m := shown(k)) else len(usage), k))
+    forms = {key: m[0] if (m := shown(key)) else f"{key}=..." for key in keys}
+    width = max(map(len, forms.values()), default=0)
+    lines = [f"  {forms[key]:<{width}}  required" if key in required else f"  {forms[key]}" for key in keys]
+    return "\n".join([usage, "", "options (key=value, in any order):", *lines])
 
 
 def true_or_false(args: dict[str, str], key: str) -> bool | None:
