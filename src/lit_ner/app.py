@@ -3,7 +3,6 @@ resolver, composing a config in-process, building objects from a config with lit
 check that a run folder can be written. The error convention itself is `lit_ner.errors.exit_with`."""
 
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from importlib import resources
@@ -56,22 +55,13 @@ def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfi
 
 
 def build(config: DictConfig, **kwargs: Any) -> Any:
-    """`instantiate`, except that a lit_ner error raised by the constructor reaches the user as itself, and a data
-    config that still sets a renamed argument stops with its new name."""
+    """`instantiate`, except that a lit_ner error raised by the constructor reaches the user as itself."""
     try:
         return instantiate(config, **kwargs)
     except (InstantiationException, InterpolationResolutionError) as err:  # e.g. ${packaged_model:...} failed
         cause = err.__cause__ or err.__context__
         if isinstance(cause, REPORTED):
             raise cause from None
-        old = re.search(r"NerDataModule\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(cause))
-        if old:
-            from lit_ner.data.datamodule import RENAMED  # already loaded: NerDataModule raised
-
-            if old[1] in RENAMED:
-                raise ConfigError(
-                    f"data.{old[1]} is now called data.{RENAMED[old[1]]}: rename the key in your config or override"
-                ) from None
         raise
 
 
