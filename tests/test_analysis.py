@@ -76,7 +76,8 @@ def test_semeval_schemes_on_a_worked_example() -> None:
     gold = [["B-PER", "I-PER", "O", "B-LOC", "O"]]
     pred = [["B-PER", "O", "O", "B-PER", "B-LOC"]]  # PER cut short, LOC read as PER, a spurious LOC
     overall = semeval_scores(gold, pred)["overall"]
-    counts = {s: tuple(overall[s][k] for k in ("correct", "incorrect", "partial", "missed", "spurious")) for s in SCHEMES}
+    outcomes = ("correct", "incorrect", "partial", "missed", "spurious")
+    counts = {s: tuple(overall[s][k] for k in outcomes) for s in SCHEMES}
     assert counts == {"strict": (0, 2, 0, 0, 1), "exact": (1, 1, 0, 0, 1), "partial": (1, 0, 1, 0, 1),
                       "ent_type": (1, 1, 0, 0, 1)}  # fmt: skip
     assert overall["partial"]["precision"] == (1 + 0.5) / 3 and overall["partial"]["recall"] == (1 + 0.5) / 2
@@ -111,7 +112,8 @@ def test_every_entity_is_counted_once(data: tuple[list[list[str]], list[list[str
         assert kinds["overall"][kind] == sum(k[kind] for k in kinds["by_type"].values())
     for r in records:
         golds, preds = r["gold"], r["predicted"]
-        assert len(golds) == len(get_entities(gold[r["sentence"]])) and len(preds) == len(get_entities(pred[r["sentence"]]))
+        n = r["sentence"]
+        assert (len(golds), len(preds)) == (len(get_entities(gold[n])), len(get_entities(pred[n])))
         paired = [e["kind"] for e in golds if e["kind"] not in ("missed", "correct")]
         assert sorted(paired) == sorted(e["kind"] for e in preds if e["kind"] not in ("spurious", "correct"))
     wrong = sum(len(set(get_entities(g)) ^ set(get_entities(p))) > 0 for g, p in zip(gold, pred))

@@ -168,7 +168,8 @@ def bootstrap_f1(gold: Tags, pred: Tags, samples: int = 1000, seed: int = 0, lev
     `samples` resamplings of the sentences: `{"micro": {"f1", "low", "high"}, type: {...}}`. Same seed, same result."""
     types = sorted({t for tags in (*gold, *pred) for t, _, _ in get_entities(tags)})
     n = len(gold)
-    counts = _entity_counts(gold, pred, types).reshape(n, 3 * len(types)).astype(np.float64)  # floats: a BLAS product, exact for counts
+    # floats: a BLAS matrix product below, exact for whole numbers this small
+    counts = _entity_counts(gold, pred, types).reshape(n, 3 * len(types)).astype(np.float64)
     draws = np.random.default_rng(seed).integers(0, n, size=(samples, n)) if n else np.zeros((samples, 0), int)
     # how often each resampling draws each sentence: one matrix product then sums every resampling's counts
     times = np.bincount((draws + n * np.arange(samples)[:, None]).ravel(), minlength=samples * n)

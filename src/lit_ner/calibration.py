@@ -22,7 +22,7 @@ def _reliability(scores: ArrayLike, correct: ArrayLike, bins: int) -> tuple[np.n
     """Per bin: the number of scores, their mean score and the fraction correct (0 in an empty bin)."""
     scores, correct = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=np.float64)
     if scores.shape != correct.shape or scores.ndim != 1 or not len(scores):
-        raise ValueError(f"scores and correct must be two equal non-empty 1-d arrays, not {scores.shape} and {correct.shape}")
+        raise ValueError(f"scores and correct: non-empty 1-d arrays of one length, not {scores.shape}, {correct.shape}")
     index = _bins(scores, bins)
     sizes = np.bincount(index, minlength=bins)
     filled = np.maximum(sizes, 1)
