@@ -145,16 +145,17 @@ def error_kinds(gold: Tags, pred: Tags) -> dict[str, Any]:
     return {"overall": overall, "by_type": dict(sorted(by_type.items()))}
 
 
-def _entity_counts(gold: Tags, pred: Tags, types: list[str]) -> np.ndarray:
-    """(sentences, types, 3) counts of exact-match true positives, predicted and gold entities."""
+def _entity_counts(gold: Tags, pred: Tags) -> tuple[list[str], np.ndarray]:
+    """The entity types, and (sentences, types, 3) counts of exact-match true positives, predicted and gold entities."""
+    entities = [(set(get_entities(g)), set(get_entities(p))) for g, p in zip(gold, pred)]
+    types = sorted({t for pair in entities for spans in pair for t, _, _ in spans})
     index = {t: k for k, t in enumerate(types)}
     counts = np.zeros((len(gold), len(types), 3), dtype=np.int64)
-    for n, (gold_tags, pred_tags) in enumerate(zip(gold, pred)):
-        golds, preds = set(get_entities(gold_tags)), set(get_entities(pred_tags))
+    for n, (golds, preds) in enumerate(entities):
         for column, spans in enumerate((golds & preds, preds, golds)):
             for type_, _, _ in spans:
                 counts[n, index[type_], column] += 1
-    return counts
+    return types, counts
 
 
 def _f1(counts: np.ndarray) -> np.ndarray:
@@ -166,10 +167,9 @@ def _f1(counts: np.ndarray) -> np.ndarray:
 def bootstrap_f1(gold: Tags, pred: Tags, samples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
     """Percentile bootstrap interval of the exact-match entity F1 (seqeval's default), micro and per type, from
     `samples` resamplings of the sentences: `{"micro": {"f1", "low", "high"}, type: {...}}`. Same seed, same result."""
-    types = sorted({t for tags in (*gold, *pred) for t, _, _ in get_entities(tags)})
+    types, counts = _entity_counts(gold, pred)
     n = len(gold)
-    # floats: a BLAS matrix product below, exact for whole numbers this small
-    counts = _entity_counts(gold, pred, types).reshape(n, 3 * len(types)).astype(np.float64)
+    counts = counts.reshape(n, 3 * len(types)).astype(np.float64)  # floats: BLAS below, exact for such whole numbers
     draws = np.random.default_rng(seed).integers(0, n, size=(samples, n)) if n else np.zeros((samples, 0), int)
     # how often each resampling draws each sentence: one matrix product then sums every resampling's counts
     times = np.bincount((draws + n * np.arange(samples)[:, None]).ravel(), minlength=samples * n)
