@@ -1,7 +1,8 @@
 """How NER files are parsed: CoNLL column files, JSON lines (or a JSON list), parquet files (a Hub dataset's
-parquet export), save_to_disk folders and TextminR rows, each into `tokens`, `tags` (tag strings) and `document` (the
-sentence's document in its split: -DOCSTART- blocks, a JSON `document` field; else each sentence its own). Which file
-is which split, and where the splits come from, is `lit_ner.data.sources`."""
+parquet export), save_to_disk folders, TextminR rows and Label Studio / doccano exports (`lit_ner.data.annotation`),
+each into `tokens`, `tags` (tag strings) and `document` (the sentence's document in its split: -DOCSTART- blocks, a
+JSON `document` field; else each sentence its own). Which file is which split, and where the splits come from, is
+`lit_ner.data.sources`."""
 
 import json
 import re
@@ -16,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from lit_ner.data import textminr
+from lit_ner.data import annotation, textminr
 from lit_ner.errors import ConfigError, DataError
 
-FORMATS = ("auto", "conll", "json", "disk", "textminr")
+FORMATS = ("auto", "conll", "json", "disk", "textminr", *annotation.FORMATS)
 FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string")), "document": Value("int64")})
 DOCSTART = "-DOCSTART-"  # CoNLL's document marker: a line in column files, a one-token row in some Hub exports
 _JSON_SUFFIXES = {".json", ".jsonl"}
@@ -38,6 +39,7 @@ class FormatOptions:
     tokens_field: str
     tags_field: str | None
     label_names: list[str] | None
+    spans: annotation.SpanOptions = annotation.SpanOptions()  # Label Studio and doccano: character spans to words
 
 
 # ---- save_to_disk folders and Hub datasets: Arrow datasets whose columns are renamed and whose tag ids are named
@@ -144,6 +146,10 @@ def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[l
     is_textminr = isinstance(first, dict) and {"prompt", "response"} <= first.keys()
     if opts.format == "textminr" or (opts.format == "auto" and is_textminr):
         tokens, tags = textminr.convert_rows(records)
+        return tokens, tags, list(range(len(tokens)))
+    kind = annotation.detect(records, opts.tokens_field) if opts.format == "auto" else opts.format
+    if kind in annotation.FORMATS:
+        tokens, tags = annotation.read_records(records, kind, opts.spans, str(file))
         return tokens, tags, list(range(len(tokens)))
     examples = [_json_example(where, record, opts) for where, record in records]
     # consecutive records with the same "document" value form one document; a record without one is its own
