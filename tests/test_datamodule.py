@@ -210,3 +210,33 @@ def test_every_conll_dev_label_survives_alignment(shared_dataset) -> None:
     assert len(read) == len(dev) == 3250
     for i, tags in enumerate(batch["tags"]):
         assert read[i] == tags, i
+
+
+def test_document_context_and_windows_work_together(tiny_model: Path, tmp_path: Path) -> None:
+    """A sentence longer than max_length in a document-context run: read in windows, every word scored once."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    base = [("alan", "B-PER"), ("walker", "I-PER"), ("wrote", "O"), ("in", "O"), ("london", "B-LOC")]
+    text = "-DOCSTART- O\n\n" + "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [base, base * 30, base[:3]])
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        (folder / name).write_text(text + "\n")
+    dm = make(tiny_model, folder, tmp_path, context="document", context_tokens=8)
+    dm.prepare_data()  # stopped with pyarrow's ArrowInvalid: the context columns kept one row a sentence
+    dm.setup("fit")
+    rows = dm.datasets["validation"]
+    assert sorted(set(rows["sentence"])) == [0, 1, 2] and max(rows["window"]) > 0
+    scored: dict[int, int] = {}
+    for sentence, labels in zip(rows["sentence"], rows["labels"]):
+        scored[sentence] = scored.get(sentence, 0) + sum(label != IGNORE for label in labels)
+    assert scored == {0: 5, 1: 150, 2: 3}
+
+
+def test_the_cache_key_reads_only_the_data_files_and_once_a_run(tiny_model: Path, conll_folder: Path, tmp_path: Path):
+    dm = make(tiny_model, conll_folder, tmp_path)
+    dm.prepare_data()
+    (conll_folder / "train.log").write_text("a file the run writes beside its data\n")  # e.g. a log, predictions
+    (conll_folder / "notes.md").write_text("not data\n")
+    dm.setup("fit")  # looked for another cache folder and stopped with FileNotFoundError
+    assert make(tiny_model, conll_folder, tmp_path).cache_path == dm.cache_path  # files it does not read: same key
+    write_conll(conll_folder / "dev.txt", [[("paris", "B-LOC")]])
+    assert make(tiny_model, conll_folder, tmp_path).cache_path != dm.cache_path  # a changed input: a new key

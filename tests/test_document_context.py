@@ -260,8 +260,8 @@ def test_document_context_trains_evaluates_and_predicts_as_evaluated(trained, ti
     predicted = [[line.split(" ")[2] for line in block.splitlines()] for block in blocks]
     assert len(predicted) == len(test["tokens"])
     predictor = NerPredictor.from_pretrained(export, aggregation_strategy="first", device="cpu")
-    assert predictor.context_tokens == 8  # from the export's config.json
-    recorder = Recorder(predictor.model)
+    assert predictor.reading.context_tokens == 8  # from the export's config.json
+    recorder = Recorder(predictor.runner.model)
     found = predictor.words(test["tokens"], documents=test["document"])
     # predict reads exactly the rows evaluate read, and finds the entities evaluate scored
     assert sorted(recorder.rows) == sorted(encoded["input_ids"])
@@ -283,7 +283,7 @@ def test_a_document_given_as_one_text_is_read_whole(trained) -> None:
 
     _, export = trained
     predictor = NerPredictor.from_pretrained(export, device="cpu")
-    recorder = Recorder(predictor.model)
+    recorder = Recorder(predictor.runner.model)
     text = "john smith wrote a book in paris. the author said today. anna met peter in berlin."
     predictor(text)
     assert len(recorder.rows) == 1  # one window: each sentence between its neighbours, none cut off alone

@@ -1,4 +1,5 @@
-"""Prediction with an exported model: the same entities as transformers' pipeline, long documents, the CLI."""
+"""Prediction with an exported model: lit_ner.inference's reading (what evaluate scores), raw text and its offsets,
+long documents, word aggregation, the CLI."""
 
 import json
 import os
@@ -9,10 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
+import torch
 from transformers import pipeline
 
 from lit_ner.errors import ConfigError
-from lit_ner.predict import STRATEGIES, NerPredictor, main, parse_args, token_sources
+from lit_ner.data.words import split_words
+from lit_ner.inference import AGGREGATIONS, Reading, WordTagger
+from lit_ner.predict import NerPredictor, main
 from lit_ner.train import train
 
 SENTENCES = [
@@ -38,90 +43,121 @@ def model_folder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, mak
     return Path(result["export"])
 
 
-def as_pipeline(entities: list[dict]) -> list[tuple]:
-    return [(e["entity_group"], e["start"], e["end"], float(e["score"])) for e in entities]
-
-
-def as_predictor(entities: list[dict]) -> list[tuple]:
-    return [(e["type"], e["start"], e["end"], e["score"]) for e in entities]
-
-
-def assert_same(ours: list[tuple], theirs: list[tuple]) -> None:
-    assert [e[:3] for e in ours] == [e[:3] for e in theirs]
-    assert all(abs(a[3] - b[3]) < 1e-5 for a, b in zip(ours, theirs))
-
-
 def assert_same_entities(ours: list[dict], theirs: list[dict]) -> None:
     """Equal but for float noise in the scores (padding to another batch's length changes the last bits)."""
     assert [e | {"score": 0} for e in ours] == [e | {"score": 0} for e in theirs]
     assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(ours, theirs))
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_entities_equal_the_transformers_pipeline(model_folder: Path, strategy: str) -> None:
-    ner = pipeline("token-classification", model=str(model_folder), aggregation_strategy=strategy, device="cpu")
-    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy=strategy, batch_size=4, device="cpu")
-    found = predictor(SENTENCES)  # batched with padding: scores may differ from the unpadded pipeline by float noise
-    expected = [as_pipeline(ner(s)) if s else [] for s in SENTENCES]
-    assert sum(map(len, expected)) >= 3, "the trained model must tag something, or this comparison proves nothing"
-    for sentence, ours, theirs in zip(SENTENCES, found, expected):
-        assert_same(as_predictor(ours), theirs)
-        assert all(sentence[e["start"] : e["end"]] == e["text"] for e in ours)
+def test_raw_text_is_split_by_the_pretokenizer_and_offsets_index_the_text(model_folder: Path) -> None:
+    predictor = NerPredictor.from_pretrained(model_folder, device="cpu")
+    assert predictor.reading.pretokenizer == "punctuation"  # the export's, recorded by training
+    texts = [*SENTENCES, "  Alan\tWalker  wrote\n\nin   1940 🎉 and Zoë   in 1987 😀.\r\n", "\t\n "]
+    found = predictor(texts)
+    assert sum(map(len, found)) >= 4, "the trained model must tag something, or this test proves nothing"
+    for text, entities in zip(texts, found):
+        words = split_words(text)
+        starts, ends = {s for _, s, _ in words}, {e for _, _, e in words}
+        for e in entities:
+            assert text[e["start"] : e["end"]] == e["text"] and e["start"] in starts and e["end"] in ends
+            assert 0 < e["score"] <= 1
+        # a text reads as its words do: the same entities as the pre-split words, at the text's offsets
+        by_words = predictor.words([[w for w, _, _ in words]])[0]
+        assert [(e["type"], e["word_start"], e["word_end"]) for e in entities] == [
+            (e["type"], e["word_start"], e["word_end"]) for e in by_words
+        ]
+        assert [e["score"] for e in entities] == pytest.approx([e["score"] for e in by_words], abs=1e-5)
     assert_same_entities(predictor(SENTENCES[1]), found[1])  # one text in, its entities out
-
-    words = [s.split() for s in SENTENCES]
-    for sentence_words, ours in zip(words, predictor.words(words)):
-        theirs = as_pipeline(ner(sentence_words, is_split_into_words=True)[0]) if sentence_words else []
-        assert_same(as_predictor(ours), theirs)
-        for e in ours:
-            held_by = sentence_words[e["word_start"] : e["word_end"]]
-            assert held_by and e["text"] in " ".join(held_by)
+    assert found[-1] == [] and predictor("") == []
 
 
-def test_each_token_is_read_from_the_window_where_it_sits_nearest_the_centre() -> None:
-    # two windows of 6 tokens sharing 2 (document tokens 4 and 5): 4 is nearer the first centre, 5 the second
-    assert token_sources([6, 6], 2) == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5)]
-    # three windows sharing 3 tokens: token 3 is as near both first centres (the earlier wins), 4 sits on the second
-    assert token_sources([5, 5, 3], 3) == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 2), (2, 1), (2, 2)]
-    assert token_sources([4], 2) == [(0, 0), (0, 1), (0, 2), (0, 3)] and token_sources([], 2) == []
+def test_the_pretokenizer_is_a_recorded_setting(model_folder: Path) -> None:
+    punctuation = NerPredictor.from_pretrained(model_folder, device="cpu")
+    whitespace = NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config,
+                              reading=Reading.of(punctuation.reading.record() | {"pretokenizer": "whitespace"}))  # fmt: skip
+    text = "Anna Smith wrote it in 1987."
+    assert [w for w, _, _ in punctuation.split(text)][-2:] == ["1987", "."]
+    assert [w for w, _, _ in whitespace.split(text)][-1] == "1987."
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in whitespace(text))
+    with pytest.raises(ConfigError, match="data.pretokenizer='spaces'"):
+        NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config,
+                     reading=Reading.of(punctuation.reading.record() | {"pretokenizer": "spaces"}))  # fmt: skip
 
 
-def test_a_long_document_is_read_to_its_end(model_folder: Path) -> None:
-    predictor = NerPredictor.from_pretrained(model_folder, aggregation_strategy="first", overlap=32, device="cpu")
+def test_an_entity_is_decoded_from_word_tags_with_the_mean_word_score() -> None:
+    from lit_ner.inference import WordTags
+
+    tags = WordTags(["B-PER", "I-PER", "O", "I-LOC", "B-PER"], np.array([0.9, 0.5, 0.99, 0.6, 0.8]), np.zeros((5, 1)))
+    # seqeval's default reading: an I- after O opens an entity
+    assert tags.entities() == [("PER", 0, 2, pytest.approx(0.7)), ("LOC", 3, 4, pytest.approx(0.6)),
+                               ("PER", 4, 5, pytest.approx(0.8))]  # fmt: skip
+
+
+class FixedLogits:
+    """A runner whose logits are set per token id: label 1 for id 7, label 2 for id 8, O otherwise."""
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        logits = np.zeros((*input_ids.shape, 3), dtype=np.float32)
+        logits[..., 0] = 1.0
+        logits[(input_ids == 7).numpy(), 1] = 3.0
+        logits[(input_ids == 8).numpy(), 2] = 5.0
+        return logits
+
+
+def test_a_words_tag_comes_from_its_first_sub_token_unless_another_aggregation_is_asked(tiny_model: Path) -> None:
+    from lit_ner.data.encode import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model))
+    pieces = tokenizer(["ab"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    assert len(pieces) == 2  # "a", "##b": one word of two sub-tokens
+    runner = FixedLogits()
+    labels = ["O", "B-X", "B-Y"]
+
+    def tag(aggregation: str, ids: tuple[int, int]) -> tuple[str, float]:
+        tokenizer_ids = {pieces[0]: ids[0], pieces[1]: ids[1]}
+
+        def relabel(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+            return runner(input_ids.apply_(lambda i: tokenizer_ids.get(i, i)), attention_mask)
+
+        tagged = WordTagger(relabel, tokenizer, labels, Reading(), aggregation=aggregation)([["ab"]])[0]
+        return tagged.tags[0], float(tagged.scores[0])
+
+    assert tag("first", (7, 0))[0] == "B-X" and tag("first", (0, 8))[0] == "O"  # the first sub-token decides
+    assert tag("max", (7, 8))[0] == "B-Y"  # the surest sub-token
+    label, score = tag("average", (7, 8))  # the mean of the two sub-tokens' probabilities
+    p7, p8 = np.exp([1.0, 3.0, 0.0]), np.exp([1.0, 0.0, 5.0])
+    assert label == "B-Y" and score == pytest.approx(((p7 / p7.sum()) + (p8 / p8.sum()))[2] / 2, rel=1e-5)
+    with pytest.raises(ConfigError, match="aggregation=simple"):
+        WordTagger(runner, tokenizer, labels, Reading(), aggregation="simple")
+    assert AGGREGATIONS == ("first", "average", "max")
+
+
+def test_a_long_document_is_read_to_its_end_in_trainings_windows(model_folder: Path) -> None:
+    from lit_ner.data.align import plan_windows
+
+    predictor = NerPredictor.from_pretrained(model_folder, device="cpu", window_context=16)
     filler = " ".join(["Alan Walker wrote a book about the old river and the city in 1940."] * 12)
     ending = " In 1987, Anna Smith wrote Élodie's Garden; it appeared in 1923."
     document = filler + ending
-    windows = predictor.tokenizer(
-        document, truncation=True, max_length=128, stride=32, return_overflowing_tokens=True,  # transformers' overlap
-        return_special_tokens_mask=True,
-    )  # fmt: skip
-    assert len(windows["input_ids"]) >= 3  # the model (128 positions) sees it in several windows
-    contents = [
-        [t for t, special in zip(ids, mask) if not special]
-        for ids, mask in zip(windows["input_ids"], windows["special_tokens_mask"])
-    ]
-    merged = [contents[window][index] for window, index in token_sources([len(c) for c in contents], 32)]
-    assert merged == predictor.tokenizer(document, add_special_tokens=False)["input_ids"]  # each token once, in order
-
+    words = [w for w, _, _ in predictor.split(document)]
+    pieces = [len(predictor.tokenizer(w, add_special_tokens=False)["input_ids"]) or 1 for w in words]
+    windows = plan_windows(pieces, 128 - 2, 16)
+    assert len(windows) >= 3  # the model (128 positions) reads it in several windows, each word scored in one
+    rows = []
+    original = predictor.runner.forward
+    predictor.runner.forward = lambda **batch: rows.append(batch["input_ids"].shape[0]) or original(**batch)
     found = predictor(document)
+    assert sum(rows) == len(windows)
+    assert len(predictor.word_tags([words])[0].tags) == len(words)
     at_end = [e for e in found if e["start"] >= len(filler)]
     assert {e["text"] for e in at_end} >= {"1987", "1923"}
     assert all(document[e["start"] : e["end"]] == e["text"] for e in found)
     assert all(a["end"] <= b["start"] for a, b in zip(found, found[1:]))
-    # pre-split words go through the same windows, with offsets into the joined words
-    by_words = predictor.words([document.split()])[0]
-    assert_same_entities([{k: e[k] for k in found[0]} for e in by_words], found)
 
-    # the first window is exactly what the pipeline sees of the first 126 tokens: up to the middle of that
-    # window (where the next window starts to see tokens with more context) both must agree
-    first = predictor.tokenizer(document, truncation=True, max_length=128, return_offsets_mapping=True)
-    offsets = first["offset_mapping"][1:-1]
-    prefix = document[: offsets[-1][1]]
-    middle = offsets[len(offsets) // 2 - 1][0]
+
+def test_the_export_still_loads_in_transformers_pipeline(model_folder: Path) -> None:
     ner = pipeline("token-classification", model=str(model_folder), aggregation_strategy="first", device="cpu")
-    theirs = [e for e in as_pipeline(ner(prefix)) if e[2] <= middle]
-    assert theirs, "the compared part must hold entities"
-    assert_same([e for e in as_predictor(found) if e[2] <= middle], theirs)
+    assert {e["entity_group"] for e in ner("Alan Walker published The Long Road in 1940.")} <= {"AUTHOR", "DATE"}
 
 
 def run_cli(*args: str, python_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -163,11 +199,12 @@ def test_cli_reads_json_lines_with_text_or_tokens(model_folder: Path, tmp_path: 
 
 def test_conll_in_conll_out_adds_the_predicted_tag_column(model_folder: Path, tmp_path: Path) -> None:
     """A CoNLL file (tab-separated word and gold tag, two -DOCSTART- documents) comes back line for line with a
-    third column, the predicted IOB2 tag of each word; conlleval-style tools score it against the gold column."""
+    third column, the predicted tag of each word (the model's own labels, as evaluate writes them); conlleval-style
+    tools score it against the gold column."""
     from seqeval.metrics import f1_score
 
     from lit_ner.data.books import make_book_corpus
-    from lit_ner.data.schemes import convert_tags
+    from lit_ner.data.schemes import convert_tags, entity_spans
 
     corpus = make_book_corpus(30, seed=3)["train"]
     lines = []
@@ -191,10 +228,8 @@ def test_conll_in_conll_out_adds_the_predicted_tag_column(model_folder: Path, tm
         assert f"{word}\t{tag}" == before and re.fullmatch(r"O|[BI]-(AUTHOR|DATE)", guess)
         gold[-1].append(tag), predicted[-1].append(guess), sentence_words[-1].append(word)
     found = NerPredictor.from_pretrained(model_folder, device="cpu").words(sentence_words)
-    for guesses, entities in zip(predicted, found):
-        spans = [(e["type"], e["word_start"], e["word_end"]) for e in entities]
-        starts = [(g[2:], i) for i, g in enumerate(guesses) if g.startswith("B-")]
-        assert starts == [(t, a) for t, a, _ in spans]
+    for guesses, entities in zip(predicted, found):  # the column's entities are the predictor's
+        assert entity_spans(guesses) == [(e["type"], e["word_start"], e["word_end"]) for e in entities]
     assert f1_score(gold, predicted) > 0.3
 
 
@@ -251,7 +286,7 @@ def test_the_compiled_forward_gives_the_same_entities(model_folder: Path) -> Non
         assert_same_entities(ours, theirs)
     assert_same_entities(compiled(SENTENCES[1]), expected[1])  # a batch of one, read as two rows
     with pytest.raises(ConfigError, match="compile=true"):
-        NerPredictor(compiled.model, compiled.tokenizer, runner=compiled.model, compile=True)
+        NerPredictor.from_pretrained(model_folder, backend="onnx", compile=True)
 
 
 def test_a_home_relative_folder_loads(model_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,13 +313,11 @@ def test_window_sizes_are_checked_and_named(model_folder: Path, capsys) -> None:
         NerPredictor.from_pretrained(model_folder, max_length=129, device="cpu")
     with pytest.raises(ConfigError, match="max_length=2: leaves no room"):  # [CLS] and [SEP] fill it
         NerPredictor.from_pretrained(model_folder, max_length=2, device="cpu")
-    for arg in ("max_length=0", "batch_size=0", "overlap=-1", "max_length=x"):
+    for arg in ("max_length=0", "batch_size=0", "window_context=-1", "max_length=x"):
         message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", arg])
         assert f"{arg}: expected a whole number" in message
     message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", "compile=yes"])
     assert "compile=yes: give true or false" in message
-    with pytest.raises(ConfigError, match="'stride=16': stride= is now called overlap="):  # the option's old name
-        parse_args([f"model={model_folder}", "text=Alan Walker", "stride=16"])
 
 
 def test_input_must_be_json_lines_and_may_open_with_a_byte_order_mark(model_folder: Path, tmp_path: Path, capsys):

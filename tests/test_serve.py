@@ -64,7 +64,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_cfg)
     else:
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail(f"the server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-    yield port, NerPredictor.from_pretrained(folder, device="cpu")
+    yield port, NerPredictor.from_pretrained(folder, device="cpu"), folder
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     time.sleep(1)
@@ -80,7 +80,7 @@ def without_scores(entities: list) -> list:
 
 
 def test_text_texts_and_tokens_get_the_predictors_entities(server) -> None:
-    port, predictor = server
+    port, predictor, _ = server
     status, answer = post(port, json.dumps({"text": TEXTS[0]}).encode())
     assert status == 200 and without_scores(answer["entities"]) == without_scores(predictor(TEXTS[0]))
     assert any(e["type"] == "DATE" for e in answer["entities"])
@@ -105,7 +105,7 @@ def test_text_texts_and_tokens_get_the_predictors_entities(server) -> None:
     ],
 )
 def test_a_bad_request_gets_a_4xx_with_the_reason_and_the_server_goes_on(server, body, status, says) -> None:
-    port, predictor = server
+    port, predictor, _ = server
     got, answer = post(port, body)
     detail = answer["detail"] if isinstance(answer["detail"], str) else json.dumps(answer["detail"])
     assert got == status and says in detail
@@ -113,12 +113,34 @@ def test_a_bad_request_gets_a_4xx_with_the_reason_and_the_server_goes_on(server,
 
 
 def test_concurrent_clients_each_get_their_own_answer(server) -> None:
-    port, predictor = server
+    port, predictor, _ = server
     texts = [f"{text} ({i})" for i in range(6) for text in TEXTS]
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda t: post(port, json.dumps({"text": t}).encode()), texts))
     assert all(status == 200 for status, _ in answers)
     assert [without_scores(a["entities"]) for _, a in answers] == without_scores(predictor(texts))
+
+
+def test_the_service_answers_the_entities_evaluate_scored(server, tmp_path: Path) -> None:
+    """Each test sentence sent alone (as its words), answered from batches the server forms: the entities of
+    lit_ner.evaluate's prediction file, sentence for sentence."""
+    from lit_ner.app import compose_config
+    from lit_ner.data.schemes import entity_spans
+    from lit_ner.evaluate import evaluate
+
+    port, _, folder = server
+    cache = folder.parent.parent / "cache"
+    evaluate(compose_config("evaluate", [f"model.model_name_or_path={folder}", f"output_dir={tmp_path}",
+                                         f"conll={tmp_path / 'test.conll'}", "data.synthetic_size=200",
+                                         f"data.cache_dir={cache}"]))  # fmt: skip
+    blocks = (tmp_path / "test.conll").read_text().strip("\n").split("\n\n")
+    rows = [[line.split(" ") for line in block.splitlines()] for block in blocks]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda r: post(port, json.dumps({"tokens": [w[0] for w in r]}).encode()), rows))
+    assert all(status == 200 for status, _ in answers)
+    expected = [entity_spans([w[2] for w in row]) for row in rows]
+    assert sum(map(len, expected)) > 10
+    assert [[(e["type"], e["word_start"], e["word_end"]) for e in a["entities"]] for _, a in answers] == expected
 
 
 def test_a_model_folder_that_cannot_be_loaded_stops_the_start_up(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ from transformers import AutoConfig, AutoModelForTokenClassification, PreTrained
 
 from lit_ner.app import CONFIG_PATH, build, shipped_config
 from lit_ner.checkpointing import checkpoint_labels
-from lit_ner.data import NerDataModule
 from lit_ner.errors import ConfigError, reported
 from lit_ner.data.align import IGNORE
 from lit_ner.metrics import E, EntityMetric, S
 from lit_ner.models import local_or_hub
+from lit_ner.inference import Reading, TorchRunner, WordTagger
 from lit_ner.module import NerModule, load_token_classifier
 from lit_ner.reports import NONE, markdown_report, plot_confusion
 
@@ -69,23 +69,18 @@ def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | N
     return model, labels, source
 
 
-@torch.inference_mode()
-def predict_words(
-    model: PreTrainedModel, datamodule: NerDataModule, split: str, metrics: list[EntityMetric]
-) -> dict[int, list[int]]:
-    """Predicted label ids of each sentence's words, read on each scored word's first sub-token (where the
-    encoded gold is not IGNORE). The windows of a long sentence are consecutive rows of one batch, in order,
-    and each word is scored in one window only, so extending a sentence's list row by row gives its words."""
-    device = model.device
-    predicted: dict[int, list[int]] = {}
-    for batch in datamodule.eval_dataloader(split):  # length-sorted batches, padding per batch
-        inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
-        preds = model(**inputs).logits.argmax(-1).cpu()
-        for metric in metrics:  # on the encoded tensors, as in training: the check below compares it with seqeval
-            metric.update(preds, batch["labels"], batch["continues"])
-        for sentence, row_preds, scored in zip(batch["sentence"].tolist(), preds, batch["labels"] != IGNORE):
-            predicted.setdefault(sentence, []).extend(row_preds[scored].tolist())
-    return predicted
+def score_words(metrics: list[EntityMetric], gold: list[list[int]], pred: list[list[int]], chunk: int = 512) -> None:
+    """Feed word label ids, a sentence a row, to the metrics (the words' own tags: no sub-tokens, no windows)."""
+    for first in range(0, len(gold), chunk):
+        rows = range(first, min(first + chunk, len(gold)))
+        width = max([len(gold[i]) for i in rows] + [1])
+        target = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        preds = torch.zeros((len(rows), width), dtype=torch.long)
+        for n, i in enumerate(rows):
+            target[n, : len(gold[i])] = torch.tensor(gold[i], dtype=torch.long)
+            preds[n, : len(pred[i])] = torch.tensor(pred[i], dtype=torch.long)
+        for metric in metrics:
+            metric.update(preds, target)
 
 
 def checked_scores(metric: EntityMetric, gold: Tags, pred: Tags) -> dict[str, dict[str, float]]:
@@ -187,6 +182,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed)  # the random head of a plain encoder is the same in every run
     name = str(cfg.model.model_name_or_path)
     model, model_labels, tokenizer = load_model(name)
+    runner = None
     if cfg.get("backend", "torch") != "torch" or cfg.get("quantize"):
         if cfg.backend != "onnx" or model is None or Path(name).suffix == ".ckpt":
             raise ConfigError(
@@ -195,7 +191,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             )
         from lit_ner.export_onnx import OnnxTokenClassifier
 
-        model = OnnxTokenClassifier(Path(name), model.config, cfg.quantize)
+        runner = OnnxTokenClassifier(Path(name), cfg.quantize)
     trained = getattr(getattr(model, "config", None), "lit_ner_data", None) or {}
     context = cfg.data.get("context", "sentence")
     if trained.get("context", context) != context:  # the export records how its training read sentences
@@ -213,15 +209,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     zero_shot = model is None
     if zero_shot:  # a plain encoder: a random head for the data's labels, the baseline fine-tuning must beat
         model = load_token_classifier(tokenizer, datamodule.labels)
-    if isinstance(model, torch.nn.Module):  # not an ONNX Runtime session
-        model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
+    if runner is None:
+        runner = TorchRunner(model.to("cuda" if torch.cuda.is_available() else "cpu"))
 
     labels = datamodule.labels
-    metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
-    predicted = predict_words(model, datamodule, cfg.split, metrics)
     words = datamodule.cached_words()[cfg.split]
     tokens, gold = words["tokens"], words["tags"]
-    pred = [[labels[i] for i in predicted.get(s, [])] for s in range(len(gold))]
+    # the path NerPredictor, lit_ner.predict and the service read the model by: what is scored here is what they return
+    hp = datamodule.hparams
+    tagger = WordTagger(runner, datamodule.tokenizer, labels, Reading.of(hp), hp.eval_batch_size or 2 * hp.batch_size)
+    documents = words["document"] if "document" in words.column_names else None
+    tagged = tagger(tokens, documents, progress=True)
+    pred = [t.tags for t in tagged]
+    label_id = {label: i for i, label in enumerate(labels)}
+    metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
+    score_words(metrics, [[label_id[t] for t in tags] for tags in gold], [[label_id[t] for t in tags] for tags in pred])
     unscored = [s for s in range(len(gold)) if len(pred[s]) != len(gold[s])]
     if unscored:
         raise RuntimeError(f"sentences {unscored[:5]} did not get one prediction per word ({BUG})")
@@ -279,16 +281,17 @@ def run(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
-def trained_reading(args: list[str]) -> list[str]:
-    """`data.context=` and `data.context_tokens=` of an export's training (its config.json), for the keys the
-    command line does not give: evaluation reads sentences as training read them, unless told otherwise."""
+def reading_overrides(args: list[str]) -> list[str]:
+    """The reading an export's training recorded (its config.json: max_length, windows, context, pre-tokenizer), as
+    `data.` overrides for the keys the command line does not give: evaluation reads sentences as training read them
+    (and as lit_ner.predict reads them), unless told otherwise."""
     given = {arg.partition("=")[0].lstrip("+~"): arg.partition("=")[2] for arg in args}
     config = Path(given.get("model.model_name_or_path", "")).expanduser() / "config.json"
     if not config.is_file():  # a checkpoint, an encoder or a Hub name: the data config's own setting
         return []
     trained = json.loads(config.read_text(encoding="utf-8")).get("lit_ner_data") or {}
-    adopted = [f"data.{key}={trained[key]}" for key in ("context", "context_tokens")
-               if trained.get(key) is not None and f"data.{key}" not in given]  # fmt: skip
+    adopted = [f"data.{key}={str(value).lower() if isinstance(value, bool) else value}"
+               for key, value in trained.items() if value is not None and f"data.{key}" not in given]  # fmt: skip
     if adopted:
         print(f"lit_ner: reading as the model was trained ({config}): {' '.join(adopted)}", file=sys.stderr)
     return adopted
@@ -297,7 +300,7 @@ def trained_reading(args: list[str]) -> list[str]:
 def main() -> None:
     """`python -m lit_ner.evaluate` and `lit-ner-evaluate`."""
     args = [model_override(arg) for arg in sys.argv[1:]]
-    sys.argv = [sys.argv[0], *args, *trained_reading(args)]
+    sys.argv = [sys.argv[0], *args, *reading_overrides(args)]
     run()
 
 

@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 import lit_ner
 
 from lit_ner.errors import space_for
+from lit_ner.inference import Reading
 from lit_ner.module import NerModule
 from lit_ner.reports import entity_rows, markdown_table
 
@@ -98,9 +99,9 @@ def export_model(
 ) -> Path:
     """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
     config.json."""
-    # how sentences were read in training travels in config.json, where NerPredictor finds it (transformers keeps
-    # unknown config keys as attributes, and pipeline ignores them)
-    module.model.config.lit_ner_data = {key: data.get(key) for key in ("context", "context_tokens")}
+    # how sentences were read in training (rows, windows, context, pre-tokenizer) travels in config.json, where every
+    # later reading finds it (transformers keeps unknown config keys as attributes, and pipeline ignores them)
+    module.model.config.lit_ner_data = Reading.of(data).record()
     # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
     partial = folder.with_name(folder.name + ".partial")
     needed = sum(p.numel() * p.element_size() for p in module.model.state_dict().values())

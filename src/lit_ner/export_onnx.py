@@ -9,7 +9,6 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -120,12 +119,10 @@ def input_spreads(model: torch.nn.Module, tokenizer: Any, sentences: int = 256) 
 
 
 class OnnxTokenClassifier:
-    """An ONNX Runtime session standing in for the torch model: `model(input_ids=..., attention_mask=...).logits`
+    """An ONNX Runtime session as lit_ner's runner (`lit_ner.inference`): logits of (input_ids, attention_mask)
     (token_type_ids are all zeros for one sequence, the model's default, and are left out)."""
 
-    device = torch.device("cpu")
-
-    def __init__(self, folder: Path, config: Any, quantize: str | None = None) -> None:
+    def __init__(self, folder: Path, quantize: str | None = None) -> None:
         try:
             import onnxruntime
         except ImportError:
@@ -140,15 +137,11 @@ class OnnxTokenClassifier:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.config = config
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SimpleNamespace:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
         feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
                  "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}  # fmt: skip
-        return SimpleNamespace(logits=torch.from_numpy(self.session.run(["logits"], feeds)[0]))
-
-    def eval(self) -> "OnnxTokenClassifier":
-        return self
+        return self.session.run(["logits"], feeds)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

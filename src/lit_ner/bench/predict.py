@@ -1,9 +1,10 @@
 """`python -m lit_ner.bench.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
-`transformers.pipeline` (its default, then batch_size=32) against `NerPredictor` on torch (with `--compiled`, also
-torch compiled), ONNX Runtime fp32 and ONNX Runtime int8, on the same test sentences in the same process; with each
-the share of sentences whose entities equal the pipeline's, and the entity-level F1 of the predicted words against the
-gold tags (seqeval); with `--evaluate`, each backend's F1 on the whole test split through `lit_ner.evaluate`. One
-table, ratios to the pipeline's default (docs/benchmarks.md)."""
+`transformers.pipeline` (its default, then batch_size=32: the speed references) against `NerPredictor` on torch
+(with `--compiled`, also torch compiled), ONNX Runtime fp32 and ONNX Runtime int8, on the same test sentences in the
+same process; with each the share of sentences whose entities equal lit_ner.evaluate's reading (`lit_ner.inference`
+on the torch model, which evaluate scores), and the entity-level F1 of the predicted words against the gold tags
+(seqeval); with `--evaluate`, each backend's F1 on the whole test split through `lit_ner.evaluate`. One table, ratios
+to the pipeline's default (docs/benchmarks.md)."""
 
 import argparse
 import contextlib
@@ -19,14 +20,17 @@ from typing import Any
 import torch
 from seqeval.metrics import f1_score
 
-from lit_ner.predict import NerPredictor, read_conll_file, word_starts
+from lit_ner.data.formats import conll_lines
+from lit_ner.data.schemes import entity_spans
+from lit_ner.predict import NerPredictor, word_starts
 
 
 def test_sentences(path: Path, limit: int) -> tuple[list[list[str]], list[list[str]]]:
-    """(words, gold tags) of the first `limit` sentences of a CoNLL file (a folder: its test.txt)."""
+    """(words, gold tags) of the first `limit` sentences of a CoNLL file (a folder: its test.txt), read as training
+    and lit_ner.predict read CoNLL files."""
     path = path / "test.txt" if path.is_dir() else path
-    lines, sentences, _ = read_conll_file(path)
-    rows = [[lines[n].split() for n in numbers] for numbers in sentences[:limit]]
+    lines, sep, sentences, _ = conll_lines(path)
+    rows = [[lines[n].split(sep) for n in numbers] for numbers in sentences[:limit]]
     return [[r[0] for r in row] for row in rows], [[r[-1] for r in row] for row in rows]
 
 
@@ -41,10 +45,13 @@ def as_tags(words: list[str], entities: list[dict[str, Any]]) -> list[str]:
     return tags
 
 
-def timed(run: Callable[[list[str]], list[list[dict[str, Any]]]], texts: list[str]) -> tuple[float, list]:
+Side = Callable[[list[list[str]]], list[list[str]]]  # sentences' words -> their predicted IOB2 tags
+
+
+def timed(run: Side, words: list[list[str]]) -> tuple[float, list[list[str]]]:
     start = time.perf_counter()
-    found = run(texts)
-    return len(texts) / (time.perf_counter() - start), found
+    found = run(words)
+    return len(words) / (time.perf_counter() - start), found
 
 
 def served(
@@ -130,18 +137,16 @@ PIPELINE, TORCH = "transformers.pipeline (default)", "NerPredictor, torch"  # th
 COMPILED = "NerPredictor, torch compiled"  # the torch backend's own arithmetic: its test F1 is the torch row's
 
 
-def forward_gflop(predictor: NerPredictor, texts: list[str]) -> tuple[float, int]:
-    """The GFLOP of the model's forward over these texts, batched as NerPredictor batches them (torch's own count,
-    FlopCounterMode; batches in token-length order, the least padding), and the tokens of a typical batch."""
+def forward_gflop(predictor: NerPredictor, words: list[list[str]]) -> tuple[float, int]:
+    """The GFLOP of the model's forward over these sentences, batched as NerPredictor batches them (torch's own
+    count, FlopCounterMode), and the tokens of a typical batch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    size, tokenizer = predictor.batch_size, predictor.tokenizer
-    rows = sorted(tokenizer(texts, truncation=True, max_length=predictor.max_length)["input_ids"], key=len)
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        for first in range(0, len(rows), size):
-            predictor.model(**tokenizer.pad({"input_ids": rows[first : first + size]}, return_tensors="pt"))
-    return counter.get_total_flops() / 1e9, size * round(sum(map(len, rows)) / len(rows))
+    with counter:
+        predictor.words(words)
+    tokens = sum(len(predictor.tokenizer(w, is_split_into_words=True)["input_ids"]) for w in words) / len(words)
+    return counter.get_total_flops() / 1e9, round(predictor.batch_size * tokens)
 
 
 def matmul_rate(model: torch.nn.Module, rows: int) -> float:
@@ -164,12 +169,12 @@ def matmul_rate(model: torch.nn.Module, rows: int) -> float:
 def evaluated(model: str, data: list[str], backend: str, quantize: str | None) -> float:
     """Micro F1 of `lit_ner.evaluate model=<model> <data> backend=... [quantize=...]` on the test split."""
     from lit_ner.app import compose_config
-    from lit_ner.evaluate import evaluate, trained_reading
+    from lit_ner.evaluate import evaluate, reading_overrides
 
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):  # its report: not here
         args = [f"model.model_name_or_path={model}", *data, f"backend={backend}", "split=test", f"output_dir={out}"]
         args += [f"quantize={quantize}"] if quantize else []
-        report = evaluate(compose_config("evaluate", args + trained_reading(args)))
+        report = evaluate(compose_config("evaluate", args + reading_overrides(args)))
     return report["scores"]["default"]["micro avg"]["f1"]
 
 
@@ -200,46 +205,57 @@ def main(argv: list[str] | None = None) -> None:
     texts = [" ".join(w) for w in words]
     ner = pipeline("token-classification", model=args.model, aggregation_strategy="simple", device="cpu")
 
-    def piped(batch_size: int) -> Callable:
-        def run(batch: list[str]) -> list[list[dict[str, Any]]]:
+    def piped(batch_size: int) -> Side:
+        def run(sentences: list[list[str]]) -> list[list[str]]:
+            batch = [" ".join(w) for w in sentences]
             out = ner(batch, batch_size=batch_size) if batch_size > 1 else ner(batch)
-            return [[{"type": e["entity_group"], "start": e["start"], "end": e["end"]} for e in s] for s in out]
+            return [as_tags(w, [{"type": e["entity_group"], "start": e["start"], "end": e["end"]} for e in found])
+                    for w, found in zip(sentences, out)]  # fmt: skip
 
         return run
 
-    sides = {
-        PIPELINE: piped(1),
-        "transformers.pipeline (batch_size=32)": piped(32),
-        **{name: NerPredictor.from_pretrained(args.model, device="cpu", backend=backend, quantize=quantize)
-           for name, (backend, quantize) in BACKENDS.items()},
-    }  # fmt: skip
+    def predicting(predictor: NerPredictor) -> Side:
+        def run(sentences: list[list[str]]) -> list[list[str]]:
+            tags = [["O"] * len(w) for w in sentences]
+            for sentence, found in zip(tags, predictor.words(sentences)):  # entities, as predict and serve give them
+                for e in found:
+                    sentence[e["word_start"] : e["word_end"]] = [f"B-{e['type']}"] + [f"I-{e['type']}"] * (
+                        e["word_end"] - e["word_start"] - 1)  # fmt: skip
+            return tags
+
+        return run
+
+    predictors = {name: NerPredictor.from_pretrained(args.model, device="cpu", backend=backend, quantize=quantize)
+                  for name, (backend, quantize) in BACKENDS.items()}  # fmt: skip
     if args.compiled:
-        sides[COMPILED] = NerPredictor.from_pretrained(args.model, device="cpu", compile=True)
+        predictors[COMPILED] = NerPredictor.from_pretrained(args.model, device="cpu", compile=True)
+    sides = {PIPELINE: piped(1), "transformers.pipeline (batch_size=32)": piped(32)}
+    sides |= {name: predicting(predictor) for name, predictor in predictors.items()}
     for run in sides.values():
-        run(texts[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation, the compile
-    on_torch = sides[TORCH]
-    assert isinstance(on_torch, NerPredictor)
-    gflop, tokens = forward_gflop(on_torch, texts)
+        run(words[:32])  # warm-up: first-call allocations, ONNX Runtime's graph preparation, the compile
+    on_torch = predictors[TORCH]
+    # lit_ner.evaluate's reading of these sentences: the word tags of lit_ner.inference on the torch model
+    evaluated_entities = [entity_spans(t.tags) for t in on_torch.word_tags(words)]
+    gflop, tokens = forward_gflop(on_torch, words)
     speeds: dict[str, list[float]] = {name: [] for name in sides}
     found: dict[str, list] = {}
     bounds = []  # sentences/s of the fp32 ceiling (below), once a round
     for _ in range(args.rounds):  # every side once a round: the machine's drift moves a round's sides together
         for name, run in sides.items():
-            speed, found[name] = timed(run, texts)
+            speed, found[name] = timed(run, words)
             speeds[name].append(speed)
-        bounds.append(len(texts) * matmul_rate(on_torch.model, tokens) / gflop)
-    default, base = speeds[PIPELINE], found[PIPELINE]
-    key = lambda found: [[(e["type"], e["start"], e["end"]) for e in s] for s in found]  # noqa: E731
+        bounds.append(len(words) * matmul_rate(on_torch.runner.model, tokens) / gflop)
+    default = speeds[PIPELINE]
     rows = [
-        f"{len(texts)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
+        f"{len(words)} test sentences of {args.data}, model {args.model}, {args.threads} CPU threads",
         "",
-        "| side | sentences/s | × pipeline default | × NerPredictor, torch | entities equal to the pipeline's "
+        "| side | sentences/s | × pipeline default | × NerPredictor, torch | entities equal to lit_ner.evaluate's "
         "| F1 (seqeval, words) |" + (" test F1 (lit_ner.evaluate) |" if args.evaluate else ""),
         "|---|---:|---:|---:|---:|---:|" + ("---:|" if args.evaluate else ""),
     ]
-    for name, entities in found.items():
-        same = sum(a == b for a, b in zip(key(entities), key(base))) / len(texts)
-        f1 = f1_score(gold, [as_tags(w, f) for w, f in zip(words, entities)])
+    for name, tags in found.items():
+        same = sum(entity_spans(t) == e for t, e in zip(tags, evaluated_entities)) / len(words)
+        f1 = f1_score(gold, tags)
         ratios = [median(a / b for a, b in zip(speeds[name], speeds[to])) for to in (PIPELINE, TORCH)]
         row = f"| {name} | {median(speeds[name]):.1f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {same:.2%} | {f1:.4f} |"
         if args.evaluate:  # after the timings: it would share the CPU with them
@@ -249,13 +265,13 @@ def main(argv: list[str] | None = None) -> None:
     rows += [
         "",
         f"Medians of {args.rounds} rounds; \"×\": the median of the rounds' ratios. The fp32 ceiling: the forward "
-        f"over these sentences is {gflop:.1f} GFLOP (torch's FlopCounterMode, batches of {on_torch.batch_size} in "
-        f"length order); torch's matmul at the shapes of its linear layers reached {bound * gflop / len(texts):.0f} "
-        f"GFLOP/s on this CPU, so no fp32 forward passes {bound:.0f} sentences/s here, "
-        f"{median(a / b for a, b in zip(bounds, default)):.2f}× the pipeline's default.",
+        f"over these sentences is {gflop:.1f} GFLOP (torch's FlopCounterMode, NerPredictor's batches of at most "
+        f"{on_torch.batch_size} rows in length order); torch's matmul at the shapes of its linear layers reached "
+        f"{bound * gflop / len(words):.0f} GFLOP/s on this CPU, so no fp32 forward passes {bound:.0f} sentences/s "
+        f"here, {median(a / b for a, b in zip(bounds, default)):.2f}× the pipeline's default.",
     ]
     if args.clients:
-        offline = lambda: timed(on_torch, texts)[0]  # noqa: E731
+        offline = lambda: timed(lambda _: on_torch(texts), words)[0]  # noqa: E731  the requests' own texts
         load = served(args.model, texts, args.clients, args.threads, args.workers, offline, args.rounds)
         rows += [
             "",

@@ -19,17 +19,18 @@ from lit_ner.errors import DataError, space_for
 log = logging.getLogger(__name__)
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
 ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", "max_length", "window_context",
-                 "context", "context_tokens", "label_all_tokens")  # fmt: skip
+                 "context", "context_tokens", "label_all_tokens", "pretokenizer")  # fmt: skip
 
 
-def folder_for(hparams: Mapping[str, Any], source_keys: Sequence[str]) -> Path:
-    """The folder of the data these DataModule arguments encode, under `cache_dir` (~/.cache/lit_ner by default)."""
+def folder_for(hparams: Mapping[str, Any], source_keys: Sequence[str], files: Sequence[Path] = ()) -> Path:
+    """The folder of the data these DataModule arguments encode, under `cache_dir` (~/.cache/lit_ner by default);
+    `files`: the local files the source reads, keyed by their sizes and times."""
     keyed = {k: hparams[k] for k in (*source_keys, *ENCODING_KEYS)}
     keyed["tokenizer_name_or_path"] = _resolve(hparams["tokenizer_name_or_path"])
     keyed["version"] = lit_ner.__version__
     if hparams["path"]:
         keyed["path"] = _resolve(hparams["path"])
-        keyed["files"] = _file_stamps(Path(hparams["path"]).expanduser())
+        keyed["files"] = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     digest = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(hparams["cache_dir"] or Path.home() / ".cache" / "lit_ner").expanduser() / digest
 
@@ -73,16 +74,3 @@ def wait_for(folder: Path, timeout: float, poll: float) -> None:
 def _resolve(name_or_path: str) -> str:
     path = Path(name_or_path).expanduser()
     return str(path.resolve()) if path.exists() else name_or_path
-
-
-def _file_stamps(path: Path) -> list[tuple[str, int, int]]:
-    """Size and time of each data file under `path`, leaving out what reading it writes there: `datasets`' own
-    cache-*.arrow files beside a save_to_disk folder, and hidden files or folders."""
-    if not path.exists():
-        return []
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    kept = [
-        p for p in files
-        if not p.name.startswith("cache-") and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    ]  # fmt: skip
-    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in kept]

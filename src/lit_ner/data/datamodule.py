@@ -17,11 +17,12 @@ from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedB
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data import cache
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
-from lit_ner.data.sources import load_ner_dataset
+from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
 )
 from lit_ner.errors import ConfigError, DataError
+from lit_ner.inference import Reading
 from lit_ner.models import local_or_hub
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,12 @@ class NerDataModule(L.LightningDataModule):
         labels: list[str] | None = None,
         scheme: str = "auto",
         train_scheme: str = "IOB2",
-        max_length: int = 256,
-        window_context: int = 32,
-        context: str = "sentence",
-        context_tokens: int = 64,
-        label_all_tokens: bool = False,
+        max_length: int = Reading.max_length,
+        window_context: int = Reading.window_context,
+        context: str = Reading.context,
+        context_tokens: int = Reading.context_tokens,
+        label_all_tokens: bool = Reading.label_all_tokens,
+        pretokenizer: str = Reading.pretokenizer,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
@@ -150,12 +152,18 @@ class NerDataModule(L.LightningDataModule):
         self.datasets: DatasetDict | None = None
         self.tokenizer = None
         self._meta: dict[str, Any] | None = None
+        self._cache_path: Path | None = None
 
     # ---- prepare: read, check, encode, cache --------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
-        """Folder of the encoded data: one per (source, files' sizes and times, tokenizer, encoding options)."""
-        return cache.folder_for(dict(self.hparams), SOURCE_KEYS)
+        """Folder of the encoded data: one per (source, its files' sizes and times, tokenizer, encoding options).
+        Worked out once: a file that changes under data.path during the run (a log, predictions) cannot move it."""
+        if self._cache_path is None:
+            hp = self.hparams
+            files = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
+            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, files)
+        return self._cache_path
 
     def words_from_source(self) -> DatasetDict:
         """The sentences as words and tags (converted to `train_scheme`), read and checked from the source itself
@@ -185,7 +193,8 @@ class NerDataModule(L.LightningDataModule):
                     encode_batch,
                     batched=True,
                     with_indices=True,
-                    remove_columns=split.column_names,
+                    # every input column, the document context's too: a sentence in windows gives several rows
+                    remove_columns=[*split.column_names, *self._context_columns()],
                     fn_kwargs=dict(
                         tokenizer=tokenizer,
                         label2id=label2id,
@@ -215,6 +224,9 @@ class NerDataModule(L.LightningDataModule):
                     name, info["split_sentences"], self.hparams.max_length,
                 )  # fmt: skip
         cache.write(target, words, encoded, meta)
+
+    def _context_columns(self) -> list[str]:
+        return ["left_context", "right_context"] if self.hparams.context == "document" else []
 
     def _with_context(self, split: Dataset) -> Dataset:
         """With data.context=document, the words around each sentence in its document, as columns `left_context` and

@@ -1,7 +1,7 @@
 """Tokenizer loading and sentence encoding: words and tags in, model rows (ids, labels, windows) out."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
@@ -62,6 +62,59 @@ def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[
     return encoding["input_ids"][:first], encoding["input_ids"][last + 1 :]
 
 
+class Row(NamedTuple):
+    """One model row: its token ids, the sentence word each token belongs to (None for special tokens; words of the
+    document context fall outside the sentence's range), and the sentence words this row scores."""
+
+    input_ids: list[int]
+    word_ids: list[int | None]
+    scored: range
+
+
+def encode_rows(
+    tokenizer: PreTrainedTokenizerBase,
+    sentences: Sequence[Sequence[str]],
+    max_length: int,
+    window_context: int,
+    context_words: tuple[Sequence[Sequence[str]], Sequence[Sequence[str]]] | None = None,
+    context_tokens: int = 0,
+) -> list[tuple[int, Row]]:
+    """The model rows of sentences, as training and every reader of a trained model encode them: (position of the
+    sentence in `sentences`, row), a sentence's rows consecutive and in order.
+
+    A sentence longer than `max_length` gives several windows, each with up to `window_context` sub-tokens of its
+    neighbouring words (`plan_windows`). With `context_words` (the words left and right of each sentence in its
+    document, `neighbour_words`) and `context_tokens`, a sentence that fits is read between up to `context_tokens`
+    sub-tokens of each side (`fit_context`); a sentence split into windows has its own context already.
+    """
+    prefix, suffix = special_tokens(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    own = word_pieces(tokenizer, [list(words) for words in sentences], budget)
+    with_context = context_words is not None and context_tokens > 0
+    left = word_pieces(tokenizer, [list(w) for w in context_words[0]], budget) if with_context else None
+    right = word_pieces(tokenizer, [list(w) for w in context_words[1]], budget) if with_context else None
+    rows: list[tuple[int, Row]] = []
+    for i, pieces in enumerate(own):
+        windows = plan_windows([len(p) for p in pieces], budget, window_context)
+        first_word = 0  # the sentence word of pieces[0]: negative when document context comes first
+        if with_context and len(windows) == 1:
+            n_left, n_right = fit_context(
+                [len(p) for p in left[i]], [len(p) for p in right[i]], context_tokens, budget - sum(map(len, pieces))
+            )
+            pieces = left[i][len(left[i]) - n_left :] + pieces + right[i][:n_right]
+            first_word = -n_left
+            windows = [Window(0, len(pieces), n_left, len(pieces) - n_right)]
+        for window in windows:
+            ids, word_ids = list(prefix), [None] * len(prefix)
+            for word in range(window.start, window.end):
+                ids += pieces[word]
+                word_ids += [word + first_word] * len(pieces[word])
+            ids += suffix
+            word_ids += [None] * len(suffix)
+            rows.append((i, Row(ids, word_ids, range(window.score_start + first_word, window.score_end + first_word))))
+    return rows
+
+
 def encode_batch(
     batch: Mapping[str, list],
     indices: Sequence[int],
@@ -72,7 +125,8 @@ def encode_batch(
     context: int,
     context_tokens: int = 0,
 ) -> dict[str, list[Any]]:
-    """Encode a batch of sentences into model rows; a sentence longer than `max_length` gives several rows.
+    """Encode a batch of sentences into training rows (`encode_rows`); a sentence longer than `max_length` gives
+    several rows.
 
     Columns: input_ids; labels (the label on each scored word's first sub-token, IGNORE elsewhere: the
     metric's target); all_labels (the training target when `label_all_tokens`); sentence (row in the
@@ -80,40 +134,22 @@ def encode_batch(
     With columns `left_context` / `right_context` (words of the neighbouring sentences, see `neighbour_words`), a
     sentence that fits is read between up to `context_tokens` sub-tokens of each, which are IGNORE like a window's.
     """
-    prefix, suffix = special_tokens(tokenizer)
-    budget = max_length - len(prefix) - len(suffix)
     b_to_i = {label2id[t]: label2id["I" + t[1:]] for t in label2id if t.startswith("B-") and "I" + t[1:] in label2id}
-    own = word_pieces(tokenizer, batch["tokens"], budget)
-    with_context = "left_context" in batch and context_tokens > 0
-    left = word_pieces(tokenizer, batch["left_context"], budget) if with_context else None
-    right = word_pieces(tokenizer, batch["right_context"], budget) if with_context else None
+    context_words = (batch["left_context"], batch["right_context"]) if "left_context" in batch else None
+    encoded = encode_rows(tokenizer, batch["tokens"], max_length, context, context_words, context_tokens)
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": []}
-    for i, tags in enumerate(batch["tags"]):
-        pieces, tag_ids = own[i], [label2id[t] for t in tags]
-        windows = plan_windows([len(p) for p in pieces], budget, context)
-        if with_context and len(windows) == 1:  # a sentence split into windows has its own context already
-            n_left, n_right = fit_context(
-                [len(p) for p in left[i]], [len(p) for p in right[i]], context_tokens,
-                budget - sum(map(len, pieces)),
-            )  # fmt: skip
-            pieces = left[i][len(left[i]) - n_left :] + pieces + right[i][:n_right]
-            tag_ids = [IGNORE] * n_left + tag_ids + [IGNORE] * n_right  # never read: context words are not scored
-            windows = [Window(0, len(pieces), n_left, n_left + len(tags))]
-        for number, window in enumerate(windows):
-            ids, word_ids = list(prefix), [None] * len(prefix)
-            for word in range(window.start, window.end):
-                ids += pieces[word]
-                word_ids += [word] * len(pieces[word])
-            ids += suffix
-            word_ids += [None] * len(suffix)
-            scored = range(window.score_start, window.score_end)
-            rows["input_ids"].append(ids)
-            rows["labels"].append(align_labels(word_ids, tag_ids, False, None, scored))
-            rows["all_labels"].append(
-                align_labels(word_ids, tag_ids, True, b_to_i, scored) if label_all_tokens else []
-            )
-            rows["sentence"].append(indices[i])
-            rows["window"].append(number)
+    tag_ids = [[label2id[t] for t in tags] for tags in batch["tags"]]
+    previous = None
+    for i, row in encoded:
+        rows["input_ids"].append(row.input_ids)
+        # context words are outside `scored`, so they are IGNORE and their (negative) ids never index the tags
+        rows["labels"].append(align_labels(row.word_ids, tag_ids[i], False, None, row.scored))
+        rows["all_labels"].append(
+            align_labels(row.word_ids, tag_ids[i], True, b_to_i, row.scored) if label_all_tokens else []
+        )
+        rows["sentence"].append(indices[i])
+        rows["window"].append(rows["window"][-1] + 1 if i == previous else 0)
+        previous = i
     return rows
 
 

@@ -183,59 +183,76 @@ def _read_text(file: Path) -> str:
 # ---- CoNLL columns
 
 
-def read_conll(
-    file: str | Path, tag_column: int = -1, token_prefix: str | None = None
-) -> tuple[list[list[str]], list[list[str]], list[int]]:
-    """Sentences of a CoNLL column file: token in column 0, tag in `tag_column`; blank lines separate sentences.
-    Returns the sentences' tokens, tags and documents (numbered from 0; each -DOCSTART- line starts the next one).
+def conll_lines(file: Path) -> tuple[list[str], str | None, list[list[int]], list[int]]:
+    """A CoNLL column file line for line: (its lines, the column separator, the line numbers (0-based) of each
+    sentence's tokens, each sentence's document). Blank lines separate sentences; each -DOCSTART- line ends one and
+    starts the next document (the file's first is 0). Training's reader and predict's CoNLL output both read this.
 
-    A file with any tab is split on tabs only, so "\\tO" is an empty token, kept as "" (BTC has such lines).
-    Every token line must have as many columns as the first one and a non-empty tag.
+    A file with any tab is split on tabs only (separator "\t"), so "\tO" is an empty token, kept as "" (BTC has such
+    lines); else on whitespace (separator None).
     """
-    # Parsed here rather than by datasets' "conll" builder: it pads or cuts odd lines silently and cannot
-    # strip prefixes, so each line would be split twice; this loop reads CoNLL-2003 train in well under a second.
-    file = Path(file)
     text = _read_text(file)
     sep = "\t" if "\t" in text else None
-    sentences: list[list[str]] = []
-    sentence_tags: list[list[str]] = []
+    lines = [line.rstrip("\r") for line in text.split("\n")]  # not splitlines(): tweets hold \x85 and \u2028
+    if lines and not lines[-1]:
+        lines.pop()  # the end of the last line, not a line of its own
+    sentences: list[list[int]] = []
     documents: list[int] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    document = columns = column = 0
-    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): tweets hold \x85 and \u2028
-        line = line.rstrip("\r")
+    current: list[int] = []
+    document = 0
+    for number, line in enumerate(lines):
         if not line.strip() or line.startswith(DOCSTART):  # a document marker also ends a sentence
-            if tokens:
-                sentences.append(tokens)
-                sentence_tags.append(tags)
+            if current:
+                sentences.append(current)
                 documents.append(document)
-                tokens, tags = [], []
+                current = []
             document += bool(sentences) and line.startswith(DOCSTART)  # the file's first document is 0
             continue
-        fields = line.split(sep)
-        if not columns:
-            columns, column = len(fields), _tag_index(tag_column, len(fields), f"{file}:{lineno}")
-        if len(fields) != columns:
-            raise DataError(
-                f"{file}:{lineno}: {len(fields)} columns where the first token line has {columns} (split on "
-                f"{'tabs' if sep else 'whitespace'}); fix the line or remove it"
-            )
-        tag = fields[column].strip()
-        if not tag:
-            raise DataError(f"{file}:{lineno}: empty tag in column {column}; give the token a tag (e.g. O)")
-        token = fields[0]
-        tokens.append(token[len(token_prefix):] if token_prefix and token.startswith(token_prefix) else token)
-        tags.append(tag)
-    if tokens:
-        sentences.append(tokens)
-        sentence_tags.append(tags)
+        current.append(number)
+    if current:
+        sentences.append(current)
         documents.append(document)
     if not sentences:
         raise DataError(
             f"{file}: no sentences (only blank or -DOCSTART- lines); fill it, or remove it (or leave it out with "
             "data.data_files)"
         )
+    return lines, sep, sentences, documents
+
+
+def read_conll(
+    file: str | Path, tag_column: int = -1, token_prefix: str | None = None
+) -> tuple[list[list[str]], list[list[str]], list[int]]:
+    """Sentences of a CoNLL column file (`conll_lines`): token in column 0, tag in `tag_column`.
+    Returns the sentences' tokens, tags and documents (numbered from 0; each -DOCSTART- line starts the next one).
+    Every token line must have as many columns as the first one and a non-empty tag.
+    """
+    # Parsed here rather than by datasets' "conll" builder: it pads or cuts odd lines silently and cannot
+    # strip prefixes, so each line would be split twice; this loop reads CoNLL-2003 train in well under a second.
+    file = Path(file)
+    lines, sep, numbers, documents = conll_lines(file)
+    sentences: list[list[str]] = []
+    sentence_tags: list[list[str]] = []
+    columns = column = 0
+    for sentence in numbers:
+        tokens, tags = [], []
+        for number in sentence:
+            fields = lines[number].split(sep)
+            if not columns:
+                columns, column = len(fields), _tag_index(tag_column, len(fields), f"{file}:{number + 1}")
+            if len(fields) != columns:
+                raise DataError(
+                    f"{file}:{number + 1}: {len(fields)} columns where the first token line has {columns} (split on "
+                    f"{'tabs' if sep else 'whitespace'}); fix the line or remove it"
+                )
+            tag = fields[column].strip()
+            if not tag:
+                raise DataError(f"{file}:{number + 1}: empty tag in column {column}; give the token a tag (e.g. O)")
+            token = fields[0]
+            tokens.append(token[len(token_prefix):] if token_prefix and token.startswith(token_prefix) else token)
+            tags.append(tag)
+        sentences.append(tokens)
+        sentence_tags.append(tags)
     return sentences, sentence_tags, documents
 
 

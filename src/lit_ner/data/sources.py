@@ -130,6 +130,20 @@ def _load_local(path: Path, data_files: Mapping | None, opts: FormatOptions) -> 
     return {split: (read_split_files(paths, opts), ", ".join(map(str, paths))) for split, paths in files.items()}
 
 
+def local_files(path: Path, data_files: Mapping | None, format: str = "auto") -> list[Path]:
+    """The files reading a local source opens (what the data cache is keyed by): a save_to_disk folder's data files,
+    the one file, or the split files found by name or by data.data_files; none where the path does not exist."""
+    if not path.exists():
+        return []
+    if is_saved_dataset(path, format):
+        # datasets writes cache-*.arrow files beside a save_to_disk folder when it is read: not its data
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("cache-", ".")))
+    if path.is_file():
+        return [path]
+    files = _glob_splits(path, data_files) if data_files else _discover_splits(path)
+    return sorted(file for split in files.values() for file in split)
+
+
 def _normalise_split(name: str) -> str | None:
     """train/validation/test for a split name or data_files key: dev, valid, val, testa -> validation; testb -> test."""
     return _SPLIT_NAMES.get(name.lower())
