@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lit_ner.data.annotation import newest_annotation
 from lit_ner.data.formats import read_conll
 from lit_ner.data.preannotations import (
     Task, conll_to_label_studio, doccano_records, label_config, label_studio_predictions, read_tasks,
@@ -78,6 +79,15 @@ def test_label_studio_folder_reads_the_newest_kept_annotation_and_counts_tasks_w
     assert splits["train"] == [EXPECTED, (["Mary", "Smith", "in", "Paris"], ["O", "O", "O", "B-LOC"])]
     assert splits["validation"] == [EXPECTED]
     assert f"{tmp_path / 'train.json'}: skipped 2 tasks without an annotation" in caplog.text
+
+
+def test_a_ground_truth_annotation_wins_over_newer_ones_and_epoch_times_are_read() -> None:
+    newest, truth = {"id": 2, "result": [], "created_at": 1717236000}, {"id": 1, "result": [], "ground_truth": True}
+    assert newest_annotation([truth, newest], "f:1") is truth
+    older, newer = {"id": 1, "created_at": 1717236000}, {"id": 0, "created_at": 1717236001}
+    assert newest_annotation([older, newer], "f:1") is newer  # older Label Studio's epoch seconds; time before id
+    with pytest.raises(DataError, match="f:1: annotation updated_at='yesterday' is no ISO date"):
+        newest_annotation([{"updated_at": "yesterday"}, {"updated_at": "2024-01-01"}], "f:1")
 
 
 def test_span_inside_a_word_is_snapped_with_a_warning_or_refused(tmp_path: Path, caplog) -> None:
