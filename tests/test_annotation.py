@@ -368,3 +368,25 @@ def test_pre_annotations_pass_label_studio_converter_and_read_back_as_training_d
         splits = load_ner_dataset(path=str(path), validation_fraction=0.34)  # one file: validation carved from it
         rows = [r for s in ("train", "validation") for r in zip(splits[s]["tokens"], splits[s]["tags"])]
         assert sorted(rows) == sorted(expected), path
+
+
+def test_settings_reach_the_reader_through_the_data_config(tmp_path: Path, tiny_model: Path) -> None:
+    """data.span_policy, data.pretokenizer and the rest are DataModule settings: Hydra overrides reach the reader."""
+    from lit_ner.app import compose_config, build
+
+    tasks = [{"id": 1, "data": {"text": "Anna Smith wrote it."},
+              "annotations": [{"result": [{"type": "labels", "value": {"start": 0, "end": 7, "labels": ["PER"]}}]}]}]
+    folder = tmp_path / "ls"
+    folder.mkdir()
+    for name in ("train.json", "dev.json"):
+        (folder / name).write_text(json.dumps(tasks * 4))
+    def tags(*overrides: str) -> list[list[str]]:
+        cfg = compose_config("train", [f"model.model_name_or_path={tiny_model}", "data=local", f"data.path={folder}",
+                                       f"data.cache_dir={tmp_path / 'cache'}", *overrides])
+        datamodule = build(cfg.data, _convert_="all")
+        return datamodule.words_from_source()["train"]["tags"]
+
+    assert tags()[0] == ["B-PER", "I-PER", "O", "O", "O"]  # "Smi" of "Smith": snapped to the word
+    with pytest.raises(DataError, match="task 1"):
+        tags("data.span_policy=refuse")
+    assert tags("data.pretokenizer=whitespace")[0] == ["B-PER", "I-PER", "O", "O"]  # "it." is one word

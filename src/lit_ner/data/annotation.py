@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from lit_ner.data.words import split_words
+from lit_ner.data.words import pretokenizer
 from lit_ner.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -25,11 +25,13 @@ _EXAMPLES = 3  # examples of each reported problem in the log
 @dataclass(frozen=True)
 class SpanOptions:
     """The data.* settings for character-span formats: `text_field` (None: the one string field, else "text"),
-    `span_policy` (snap|refuse) and `overlap_policy` (refuse|longest|first)."""
+    `span_policy` (snap|refuse), `overlap_policy` (refuse|longest|first) and `pretokenizer` (how the text becomes
+    words: lit_ner.data.words, the same setting raw text is split by at prediction)."""
 
     text_field: str | None = None
     span_policy: str = "snap"
     overlap_policy: str = "refuse"
+    pretokenizer: str = "punctuation"
 
 
 class Span(NamedTuple):
@@ -56,6 +58,7 @@ def check_options(opts: SpanOptions) -> None:
         raise ConfigError(f"data.span_policy={opts.span_policy!r} is not one of {'|'.join(SPAN_POLICIES)}")
     if opts.overlap_policy not in OVERLAP_POLICIES:
         raise ConfigError(f"data.overlap_policy={opts.overlap_policy!r} is not one of {'|'.join(OVERLAP_POLICIES)}")
+    pretokenizer(opts.pretokenizer)  # an unknown name stops here, naming data.pretokenizer
 
 
 # ---- Which format a file's records are in
@@ -113,7 +116,7 @@ def read_records(
             report.note("skipped")
             continue
         text, spans, tokens = parsed
-        words = _words(text, tokens, report)
+        words = _words(text, tokens, report, opts.pretokenizer)
         sentences.append([word for word, _, _ in words])
         tags.append(tag_words(text, words, spans, where, opts, report))
     _log_summary(source, report)
@@ -254,13 +257,14 @@ def _checked_span(start: Any, end: Any, labels: Any, text: str, where: str) -> S
 # ---- Character spans to word tags
 
 
-def _words(text: str, tokens: Any, report: SpanReport) -> list[tuple[str, int, int]]:
-    """(word, start, end): the task's own `tokens` where they spell the text, else `split_words(text)`, lit_ner's
-    pre-tokenizer for raw text (tasks written by `conll_to_label_studio` carry tokens it would split otherwise)."""
+def _words(text: str, tokens: Any, report: SpanReport, split: str = "punctuation") -> list[tuple[str, int, int]]:
+    """(word, start, end): the task's own `tokens` where they spell the text, else the text split by the pre-tokenizer
+    named `split`, the one raw text is split by at prediction (tasks written by `conll_to_label_studio` carry tokens
+    it would split otherwise)."""
     words = None if tokens is None else _place_tokens(text, tokens)
     if tokens is not None and words is None:
         report.note("tokens_ignored")
-    return split_words(text) if words is None else words
+    return pretokenizer(split)(text) if words is None else words
 
 
 def _place_tokens(text: str, tokens: Any) -> list[tuple[str, int, int]] | None:

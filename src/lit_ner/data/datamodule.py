@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 SOURCE_KEYS = (
     "path", "hub_name", "hub_config", "hub_revision", "format", "data_files", "tag_column", "token_prefix",
-    "tokens_field", "tags_field", "label_names", "validation_fraction", "seed",
+    "tokens_field", "tags_field", "label_names", "text_field", "span_policy", "overlap_policy", "pretokenizer",
+    "validation_fraction", "seed",
 )  # fmt: skip
 CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read with
 # arguments renamed since lit_ner 0.1 (old -> new): a config that still sets the old one stops with the new name
@@ -104,6 +105,9 @@ class NerDataModule(L.LightningDataModule):
         tokens_field: str = "tokens",
         tags_field: str | None = None,
         label_names: list[str] | None = None,
+        text_field: str | None = None,
+        span_policy: str = "snap",
+        overlap_policy: str = "refuse",
         synthetic: str | None = None,
         synthetic_size: int = 3000,
         labels: list[str] | None = None,

@@ -45,21 +45,22 @@ def load_ner_dataset(
     text_field: str | None = None,
     span_policy: str = "snap",
     overlap_policy: str = "refuse",
+    pretokenizer: str = "punctuation",
     validation_fraction: float = 0.1,
     seed: int = 42,
 ) -> DatasetDict:
     """Load an NER dataset as splits of `tokens` and `tags`; a local `path` wins over `hub_name`.
 
     Without a validation split, `validation_fraction` of train is carved off with `seed`; test may be absent
-    when the source has none (logged). `text_field`, `span_policy` and `overlap_policy` say how Label Studio and
-    doccano exports become words (`lit_ner.data.annotation.SpanOptions`).
+    when the source has none (logged). `text_field`, `span_policy`, `overlap_policy` and `pretokenizer` say how Label
+    Studio and doccano exports become words (`lit_ner.data.annotation.SpanOptions`).
     """
     if format not in FORMATS:
         raise ConfigError(f"data.format={format!r} is not one of {', '.join(FORMATS)}")
     if not 0.0 < validation_fraction < 1.0:
         raise ConfigError(f"data.validation_fraction={validation_fraction} must lie strictly between 0 and 1")
     names = list(label_names) if label_names is not None else None
-    spans = SpanOptions(text_field, span_policy, overlap_policy)
+    spans = SpanOptions(text_field, span_policy, overlap_policy, pretokenizer)
     check_options(spans)
     opts = FormatOptions(format, tag_column, token_prefix, tokens_field, tags_field, names, spans)
     if path is not None:
