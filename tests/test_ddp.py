@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts two training processes
 SIZE = 200  # 20 validation and 20 test sentences: 3 evaluation batches of 8, so both processes get some
 
 

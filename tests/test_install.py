@@ -44,6 +44,7 @@ def test_the_wheel_ships_every_config(site: Path) -> None:
     assert (site / "bin" / "lit-ner-train").is_file() and (site / "bin" / "lit-ner-predict").is_file()
 
 
+@pytest.mark.slow
 def test_the_installed_package_trains_and_predicts_from_an_empty_folder(
     site: Path, tiny_model: Path, tmp_path: Path
 ) -> None:

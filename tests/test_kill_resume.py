@@ -116,6 +116,7 @@ def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, make_c
     return tmp / "run"
 
 
+@pytest.mark.slow
 def test_killed_three_times_then_resumed_matches_an_uninterrupted_run(
     reference: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -173,6 +174,7 @@ def assert_equal_tree(expected: object, got: object, where: str) -> None:
         assert expected == got, where
 
 
+@pytest.mark.slow
 def test_killed_mid_epoch_resumes_from_the_mid_epoch_checkpoint_at_the_next_batch(
     reference: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +194,7 @@ def test_killed_mid_epoch_resumes_from_the_mid_epoch_checkpoint_at_the_next_batc
     assert_same_weights(reference, run)
 
 
+@pytest.mark.slow
 def test_killed_inside_an_accumulation_window_resumes_exactly(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
     """With 2 batches a step, a mid-epoch checkpoint is written only where a step ends: the kill on the second
     batch of a window (its first batch's gradients are in memory only) loses that batch, and the resume redoes it."""

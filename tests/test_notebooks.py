@@ -61,6 +61,7 @@ def quickstart(kernel: str, tiny_model: Path, tmp_path_factory: pytest.TempPathF
     return root, notebook
 
 
+@pytest.mark.slow
 def test_quickstart_trains_exports_and_tags(quickstart) -> None:
     root, notebook = quickstart
     run = root / "run"
@@ -87,6 +88,7 @@ def test_quickstart_trains_exports_and_tags(quickstart) -> None:
         assert ast.literal_eval(match[2]) in sentence and 0 <= float(match[3]) <= 1
 
 
+@pytest.mark.slow
 def test_error_analysis_reports_the_quickstart_model(quickstart, kernel: str) -> None:
     root, _ = quickstart
     parameters = {

@@ -227,6 +227,7 @@ def test_a_non_finite_gradient_stops_the_run_before_the_optimizer_step(tiny_mode
         train(make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache"), callbacks=[InfiniteGradient()])
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", "model.lr=1e-3,3e-3", "model.freeze_layers=0,5",
@@ -256,6 +257,7 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
     assert (sweep / "summary.md").read_text().count("| ok |") == 2
 
 
+@pytest.mark.slow
 def test_a_sweep_over_experiments_keeps_every_run_in_one_folder(tiny_model: Path, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", "experiment=quickstart,conll2003", "debug=fast",
@@ -271,6 +273,7 @@ def test_a_sweep_over_experiments_keeps_every_run_in_one_folder(tiny_model: Path
     assert rows["0_quickstart"] == "ok" and rows["1_conll2003"].startswith("failed: DataError"), rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["submitit_local", "joblib"])
 def test_a_sweep_on_another_launcher_is_summarised_in_one_table(launcher: str, tiny_model: Path, tmp_path: Path) -> None:
     """Trials that run in other processes (submitit's local executor, the path SLURM takes; joblib's workers), one
@@ -296,6 +299,7 @@ def test_a_sweep_on_another_launcher_is_summarised_in_one_table(launcher: str, t
         assert list((sweep / ".submitit").iterdir())  # submitit's own job folders: the trials ran as its jobs
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
     sweep = tmp_path / "sweep"
