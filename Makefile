@@ -34,8 +34,9 @@ train: install
 test: install
 	$(PY) -m pytest -q $(ARGS)
 
+# make bench: lit_ner's training speed against the Trainer recipe (python -m benchmarks.train; options: ARGS="--epochs 2")
 bench: install
-	$(PY) -m lit_ner.bench $(ARGS)
+	$(PY) -m benchmarks.train $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs multirun

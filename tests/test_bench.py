@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("accelerate", reason="the recipe side uses transformers' Trainer, which needs accelerate")
 
-from lit_ner.bench.cli import ROWS, main  # noqa: E402
+from benchmarks.train import ROWS, main  # noqa: E402
 
 
 def interval(cell: str) -> tuple[float, float]:

@@ -114,7 +114,7 @@ def test_int8_keeps_the_matmul_with_outlier_inputs_in_fp32(export: Path, tmp_pat
 
 
 def test_the_inference_benchmark_prints_each_backends_table_row(export: Path, tmp_path: Path, capsys) -> None:
-    from lit_ner.bench.predict import main
+    from benchmarks.predict import main
     from lit_ner.data.books import make_book_corpus
 
     sentences = make_book_corpus(200, seed=7)["train"]

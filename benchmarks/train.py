@@ -1,4 +1,4 @@
-"""`python -m lit_ner.bench`: lit_ner against the Hugging Face token-classification tutorial recipe, on the same
+"""`python -m benchmarks.train`: lit_ner against the Hugging Face token-classification tutorial recipe, on the same
 encoder, sentences, batch size, epochs, learning rate and seed. Prints one table (throughput, padding, FLOP/s,
 metric time, F1, memory) and writes it as markdown; the metric and whole-command comparisons come after it."""
 
@@ -17,11 +17,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from lit_ner.bench.measure import (
+from benchmarks.measure import (
     SHARED_CONLL, Meter, best_time, check_same_scores, entity_metric_scores, first_subtoken_labels, lightning_meter,
     matmul_peak, peak_memory, seqeval_scores, write_bench_data,
 )  # fmt: skip
-from lit_ner.bench.recipe import run_recipe
+from benchmarks.recipe import run_recipe
 from lit_ner.data.align import IGNORE
 
 
@@ -107,7 +107,7 @@ def whole_command(job: dict[str, Any]) -> dict[str, float]:
     commands = {
         "lit_ner": [sys.executable, "-m", "lit_ner.train", *lit_ner_overrides(job), f"hydra.run.dir={work / 'lit_ner'}",
                     f"data.cache_dir={work / 'cache'}", "demo_sentences=[]"],
-        "recipe": [sys.executable, "-m", "lit_ner.bench.recipe", str(recipe_job)],
+        "recipe": [sys.executable, "-m", "benchmarks.recipe", str(recipe_job)],
     }  # fmt: skip
     env = os.environ | ({"OMP_NUM_THREADS": str(job["threads"])} if job["threads"] else {})  # torch reads it
     seconds = {}
@@ -176,7 +176,7 @@ def report(args: argparse.Namespace, job: dict, data: dict, peak: float, sides: 
         f"## lit_ner vs the Hugging Face token-classification recipe ({datetime.now():%Y-%m-%d %H:%M})",
         "",
         f"- machine: {machine()}",
-        f"- command: `{' '.join(['python -m lit_ner.bench', *args.argv])}`",
+        f"- command: `{' '.join(['python -m benchmarks.train', *args.argv])}`",
         f"- data: {data['source']}; {n['train']} train / {n['validation']} validation sentences, "
         f"{len(data['labels'])} labels",
         f"- encoder {job['model']}; {job['epochs']} epoch(s), batch {job['batch_size']}, lr {job['lr']}, "
@@ -224,7 +224,7 @@ def derived(side: dict[str, Any], peak: float, eval_sentences: int, metric_secon
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m lit_ner.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__)
     p.add_argument("--train-sentences", type=int, default=2000)
     p.add_argument("--eval-sentences", type=int, default=500)
     p.add_argument("--epochs", type=int, default=1)
@@ -284,3 +284,7 @@ def main(argv: list[str] | None = None) -> str:
     print(f"written to {output}")
     return text
 
+
+
+if __name__ == "__main__":
+    main()

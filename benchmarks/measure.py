@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 # Heavy imports (torch, lightning, transformers) stay inside the functions: the recipe script of the whole-command
-# comparison (lit_ner.bench.recipe) imports this module and must not pay for lit_ner's stack at start-up.
+# comparison (benchmarks.recipe) imports this module and must not pay for lit_ner's stack at start-up.
 # where `make bench` (run from the repository root) finds the shared CoNLL-2003 copy; --data names another
 SHARED_CONLL = Path("..") / "shared" / "datasets" / "conll2003"
 

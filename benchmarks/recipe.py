@@ -1,12 +1,12 @@
-"""The Hugging Face token-classification tutorial recipe, the baseline of `python -m lit_ner.bench`.
-`python -m lit_ner.bench.recipe <job.json>` runs it as a script (the whole-command comparison)."""
+"""The Hugging Face token-classification tutorial recipe, the baseline of `python -m benchmarks.train`.
+`python -m benchmarks.recipe <job.json>` runs it as a script (the whole-command comparison)."""
 
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from lit_ner.bench.measure import (
+from benchmarks.measure import (
     Meter, best_time, check_same_scores, entity_metric_scores, first_subtoken_labels, peak_memory, seqeval_scores,
 )  # fmt: skip
 
@@ -16,7 +16,7 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     DataCollatorForTokenClassification, Trainer with random batches, seqeval on the full logits gathered to
     the host. lit_ner's optimisation defaults (weight decay 0.01, 10 % warmup, clipping at 1.0, which is the
     Trainer's own) are set so that only the code path differs. With job["whole"]: also test and save the model.
-    With job["trainer_defaults"] (the quality comparison, `lit_ner.bench.quality`): the Trainer's own optimisation
+    With job["trainer_defaults"] (the quality comparison, `benchmarks.quality`): the Trainer's own optimisation
     defaults besides weight decay 0.01 (no warmup), no checkpoints, and the result is each epoch's validation F1."""
     import numpy as np
     import torch

@@ -1,4 +1,4 @@
-"""`python -m lit_ner.bench.quality`: lit_ner's dev F1 against the Hugging Face Trainer recipe's over several seeds, on
+"""`python -m benchmarks.quality`: lit_ner's dev F1 against the Hugging Face Trainer recipe's over several seeds, on
 the same sentences, encoder, epochs, batch size, learning rate and weight decay. lit_ner runs with its own defaults as
 one seed sweep (`-m seed=...`); the recipe with the Trainer's own (no warmup, random batches, clipping at 1.0), one
 fresh process a seed, one side after the other. Prints mean ± sample std per side (docs/quality.md)."""
@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from lit_ner.bench.measure import write_bench_data
+from benchmarks.measure import write_bench_data
 from lit_ner.sweeps import mean_std
 
 ALL = 10**9  # "every sentence" for write_bench_data, which samples min(n, available)
@@ -52,7 +52,7 @@ def recipe_runs(args: argparse.Namespace, data: Path, labels: list[str], work: P
         }  # fmt: skip
         (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
         with open(folder / "recipe.log", "w", encoding="utf-8") as log:
-            command = [sys.executable, "-m", "lit_ner.bench.recipe", str(folder / "job.json")]
+            command = [sys.executable, "-m", "benchmarks.recipe", str(folder / "job.json")]
             if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
                 raise SystemExit(f"the recipe failed: see {folder / 'recipe.log'}")
         history = json.loads((folder / "result.json").read_text(encoding="utf-8"))["f1_history"]
@@ -85,7 +85,9 @@ def table(sides: dict[str, dict[int, tuple[float, float]]]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="a folder lit_ner reads (CoNLL / JSON lines split files)")
     p.add_argument("--data-files", type=json.loads, default=None, help='split files, e.g. {"train": ["a.conll"]}')
     p.add_argument("--train-sentences", type=int, default=ALL, help="a sample of train (default: all)")

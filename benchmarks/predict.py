@@ -1,4 +1,4 @@
-"""`python -m lit_ner.bench.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
+"""`python -m benchmarks.predict --model <export> --data <CoNLL file or folder>`: sentences a second of
 `transformers.pipeline` (its default, then batch_size=32: the speed references) against `NerPredictor` on torch
 (with `--compiled`, also torch compiled), ONNX Runtime fp32 and ONNX Runtime int8, on the same test sentences in the
 same process; with each the share of sentences whose entities equal lit_ner.evaluate's reading (`lit_ner.inference`
@@ -179,7 +179,9 @@ def evaluated(model: str, data: list[str], backend: str, quantize: str | None) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", required=True, help="an exported folder (<run>/model)")
     p.add_argument("--data", required=True, type=Path, help="a CoNLL file, or a folder with test.txt")
     p.add_argument("--sentences", type=int, default=1000)

@@ -1,3 +1,0 @@
-from lit_ner.bench.cli import main
-
-main()
