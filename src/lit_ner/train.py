@@ -149,8 +149,9 @@ def zero_f1_advice(cfg: DictConfig, trainer: L.Trainer, result: dict[str, Any]) 
     return (
         f"best val/f1 is 0.000: {what}. Likely causes: too few optimizer steps ({trainer.global_step} in all), or a "
         f"learning rate that does not suit this encoder (model.lr={cfg.model.lr} for {cfg.model.model_name_or_path}), "
-        "most often too low: an experiment's lr is its published encoder's, and model=minilm learns with 1e-4 where "
-        "bert-base encoders use 2e-5 to 5e-5. Try more epochs (trainer.max_epochs) or model.lr=1e-4 for model=minilm."
+        "most often too low: each conf/model config carries its encoder's lr (minilm 1e-4, bert-base 2e-5 to 5e-5), "
+        "and model.model_name_or_path=<another encoder> keeps the chosen config's. Try more epochs "
+        "(trainer.max_epochs) or a higher model.lr."
     )
 
 

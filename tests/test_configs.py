@@ -1,0 +1,36 @@
+"""What the shipped configs compose to: each model config's lr reaches the run whatever experiment chose it."""
+
+from importlib import resources
+
+import pytest
+
+from lit_ner.app import compose_config
+
+EXPERIMENTS = sorted(f.name[: -len(".yaml")] for f in resources.files("lit_ner.conf").joinpath("experiment").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lr"),
+    [
+        (["experiment=conll2003"], 2e-5),  # bert-base-cased, the CoNLL-2003 recipe
+        (["experiment=btc_frozen"], 5e-5),  # bert-base-cased, every layer frozen but the last
+        (["experiment=wikiann"], 2e-5),  # distilbert-base-uncased, the tutorial's recipe
+        (["experiment=conll2003", "model=minilm"], 1e-4),  # another encoder brings its own lr
+        (["experiment=conll2003", "model.lr=3e-5"], 3e-5),  # and the command line still has the last word
+    ],
+)
+def test_the_lr_is_the_chosen_model_configs(overrides: list[str], lr: float) -> None:
+    assert compose_config("train", overrides).model.lr == lr
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_no_experiment_overrides_the_lr_of_another_model(experiment: str) -> None:
+    # MiniLM learns with 1e-4; a bert-base lr of 2e-5 imposed on it ended short runs with F1 0
+    minilm = compose_config("train", ["model=minilm"]).model
+    assert compose_config("train", [f"experiment={experiment}", "model=minilm"]).model == minilm
+
+
+def test_btc_frozen_trains_the_last_layer_only() -> None:
+    model = compose_config("train", ["experiment=btc_frozen"]).model
+    assert model.model_name_or_path == "bert-base-cased" and model.train_last_layers == 1
+
