@@ -1,10 +1,13 @@
-"""What the shipped configs compose to: each model config's lr reaches the run whatever experiment chose it."""
+"""What the shipped configs compose to: each model config's lr reaches the run whatever experiment chose it, and the
+data group's keys are NerDataModule's arguments with the code's defaults."""
 
+import inspect
 from importlib import resources
 
 import pytest
 
 from lit_ner.app import compose_config
+from lit_ner.data.datamodule import NerDataModule
 
 EXPERIMENTS = sorted(f.name[: -len(".yaml")] for f in resources.files("lit_ner.conf").joinpath("experiment").iterdir())
 
@@ -34,3 +37,17 @@ def test_btc_frozen_trains_the_last_layer_only() -> None:
     model = compose_config("train", ["experiment=btc_frozen"]).model
     assert model.model_name_or_path == "bert-base-cased" and model.train_last_layers == 1
 
+
+def test_the_data_keys_are_the_datamodules_arguments_with_its_defaults() -> None:
+    data = compose_config("train", ["data=local", "data.path=corpus/"]).data
+    parameters = list(inspect.signature(NerDataModule.__init__).parameters.values())[1:]
+    assert set(data) == {"_target_"} | {p.name for p in parameters}
+    set_by_the_configs = {"path": "corpus/", "tokenizer_name_or_path": "${model.model_name_or_path}", "seed": "${seed}"}
+    for p in parameters:  # data=local sets only the path: every other value is the code's own default
+        assert data._get_node(p.name)._value() == set_by_the_configs.get(p.name, p.default), p.name
+
+
+def test_every_data_argument_is_overridden_without_a_plus() -> None:
+    data = compose_config("train", ["experiment=conll2003", "data.max_tokens=4000", "data.pad_to_multiple_of=8"]).data
+    assert data.max_tokens == 4000 and data.pad_to_multiple_of == 8
+    assert data.hub_name == "eriktks/conll2003" and data.labels[0] == "O"  # the data config's own keys stay

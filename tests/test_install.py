@@ -1,6 +1,7 @@
 """lit_ner installed from its wheel, not from this checkout: the configs travel inside the package, so training and
 prediction run from an empty folder, and a user's own config folder composes with the shipped configs."""
 
+import inspect
 import json
 import os
 import shutil
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+
+from lit_ner.data.datamodule import NerDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,3 +82,6 @@ def test_a_user_config_folder_composes_with_the_shipped_configs(site: Path, tmp_
     composed = done.stdout
     assert "lr: 0.0003" in composed and "path: corpus/" in composed and "hub_name: null" in composed, composed
     assert "_target_: lit_ner.data.NerDataModule" in composed and "_target_: lit_ner.module.NerModule" in composed
+    # every NerDataModule argument is a key the installed package's configs show (and an override can reach)
+    arguments = list(inspect.signature(NerDataModule.__init__).parameters)[1:]
+    assert set(OmegaConf.create(composed).data) == {"_target_", *arguments}

@@ -1,7 +1,9 @@
 """What every Hydra entry point shares: where the shipped configs are (package data), the `${packaged_model:...}`
-resolver, composing a config in-process, building objects from a config with lit_ner's errors kept whole, and the
-check that a run folder can be written. The error convention itself is `lit_ner.errors.exit_with`."""
+resolver, the data group's keys taken from NerDataModule's signature, composing a config in-process, building
+objects from a config with lit_ner's errors kept whole, and the check that a run folder can be written. The error
+convention itself is `lit_ner.errors.exit_with`."""
 
+import inspect
 import os
 import tempfile
 from collections.abc import Sequence
@@ -10,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from lit_ner.data.datamodule import NerDataModule
 from lit_ner.errors import REPORTED, ConfigError, exit_with
 
 # conf/ of the repository, installed as the package lit_ner.conf (pyproject.toml): a wheel, an editable install and
@@ -39,6 +43,18 @@ def packaged_model(package: str) -> str:
 
 
 OmegaConf.register_new_resolver("packaged_model", packaged_model, replace=True)
+
+
+def data_arguments() -> dict[str, Any]:
+    """NerDataModule's arguments with the defaults its signature gives (??? where it gives none): the config
+    `data/_arguments` that conf/data/_base.yaml starts from. Each default is written once, in the code, and every
+    argument is a key of the composed config, so `data.<key>=...` overrides it (Hydra refuses a key a config lacks)
+    and `--cfg job` shows it."""
+    parameters = list(inspect.signature(NerDataModule.__init__).parameters.values())[1:]  # after self
+    return {p.name: MISSING if p.default is p.empty else p.default for p in parameters}
+
+
+ConfigStore.instance().store(group="data", name="_arguments", node=data_arguments(), provider="lit_ner")
 
 
 def shipped_config(group: str, name: str) -> bool:
