@@ -34,7 +34,7 @@ def lit_ner_runs(args: argparse.Namespace, data: Path, work: Path) -> dict[int, 
     runs = {}
     for seed in args.seeds:
         metrics = json.loads((work / "lit_ner" / f"seed_{seed}" / "metrics.json").read_text(encoding="utf-8"))
-        runs[seed] = (metrics["best_val_f1"], metrics["scores"]["val/f1"])
+        runs[seed] = (metrics["best"]["value"], metrics["scores"]["val/f1"])
     return runs
 
 

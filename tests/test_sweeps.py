@@ -1,5 +1,6 @@
 """The sweep summary: every run's row, and mean ± std over the runs that differ only in their seed."""
 
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -9,19 +10,22 @@ from omegaconf import OmegaConf
 from lit_ner.sweeps import SweepSummary
 
 
-def fake_run(sweep: Path, name: str, overrides: list[str], val: float | None, test: float | None = None) -> None:
+def fake_run(
+    sweep: Path, name: str, overrides: list[str], val: float | None, test: float | None = None, metric: str = "val/f1"
+) -> None:
     """A run folder as a multirun leaves it: .hydra/overrides.yaml and the metrics.json lit_ner.train writes."""
     (sweep / name / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), sweep / name / ".hydra" / "overrides.yaml")
     if val is None:
-        metrics = {"status": "failed: ConfigError: bad", "best_val_f1": None, "scores": {}}
+        metrics = {"status": "failed: ConfigError: bad", "best": None, "scores": {}}
     else:
-        metrics = {"best_val_f1": val, "scores": {"test/f1": test}}
+        metrics = {"best": {"metric": metric, "value": val}, "scores": {"test/f1": test}}
     (sweep / name / "metrics.json").write_text(json.dumps(metrics))
 
 
-def summarise(sweep: Path) -> str:
-    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "optimized_mode": "max"}))
+def summarise(sweep: Path, metric: str = "val/f1", mode: str = "max") -> str:
+    config = {"hydra": {"sweep": {"dir": str(sweep)}}, "optimized_metric": metric, "optimized_mode": mode}
+    SweepSummary().on_multirun_end(OmegaConf.create(config))
     return (sweep / "summary.md").read_text(encoding="utf-8")
 
 
@@ -50,3 +54,14 @@ def test_a_sweep_without_seeds_has_no_seed_table(tmp_path: Path) -> None:
     fake_run(tmp_path, "0_a", ["model.lr=1e-5"], 0.5, 0.4)
     fake_run(tmp_path, "1_a", ["model.lr=1e-4"], 0.7, 0.6)
     assert "besides seed" not in summarise(tmp_path)
+
+
+def test_the_summary_names_the_metric_it_ranks_by(tmp_path: Path) -> None:
+    # optimized_metric=val/loss: the runs' "best" is their lowest validation loss, and the lowest ranks first
+    fake_run(tmp_path, "0_a", ["model.lr=1e-5"], 0.9, 0.4, metric="val/loss")
+    fake_run(tmp_path, "1_a", ["model.lr=1e-4"], 0.3, 0.6, metric="val/loss")
+    summary = summarise(tmp_path, "val/loss", "min")
+    assert "| run | overrides | best val/loss | test f1 | status |" in summary and "val/f1" not in summary
+    with open(tmp_path / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["run"], r["best val/loss"]) for r in rows] == [("1_a", "0.3000"), ("0_a", "0.9000")]

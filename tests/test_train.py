@@ -120,9 +120,24 @@ def test_csv_logger_records_the_epochs_and_the_final_scores(tiny_model: Path, tm
     final = [float(r["hp/test_f1"]) for r in rows if r.get("hp/test_f1")]
     assert final == [pytest.approx(result["scores"]["test/f1"])]
     best = [float(r["hp/val_f1"]) for r in rows if r.get("hp/val_f1")]
-    assert best == [pytest.approx(result["best_val_f1"])]  # the tested and exported epoch's score
+    assert best == [pytest.approx(result["best"]["value"])]  # the tested and exported epoch's score
+    assert result["best"]["metric"] == "val/f1"  # optimized_metric, which hp/val_f1 is named for
     assert "model.lr" in (tmp_path / "run" / "csv" / "hparams.yaml").read_text()
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_metrics_json_names_the_metric_its_best_score_is(tiny_model: Path, tmp_path: Path, make_cfg) -> None:
+    # optimized_metric=val/loss: "best" is the lowest validation loss (best.ckpt's epoch), not an F1
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "optimized_metric=val/loss", "optimized_mode=min",
+                   "logger=csv", "test=false", "export=false", size=80)  # fmt: skip
+    result = train(cfg)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["best"] == result["best"]
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    losses = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert len(losses) == 2 and result["best"] == {"metric": "val/loss", "value": pytest.approx(min(losses))}
+    assert [float(r["hp/val_loss"]) for r in rows if r.get("hp/val_loss")] == [pytest.approx(min(losses))]
+    assert not any(r.get("hp/val_f1") for r in rows)
 
 
 def test_export_loads_in_transformers_pipeline_with_label_names(straight_run) -> None:
@@ -252,7 +267,7 @@ def test_multirun_sweeps_every_value_and_writes_a_summary(tiny_model: Path, tmp_
         assert (sweep / r["run"] / "checkpoints" / "best.ckpt").exists()
     lrs = {float(o.split("=")[1]) for r in ok for o in r["overrides"].split() if o.startswith("model.lr=")}
     assert lrs == {1e-3, 3e-3}
-    scores = [float(r["best_val_f1"]) for r in ok]
+    scores = [float(r["best val/f1"]) for r in ok]
     assert scores == sorted(scores, reverse=True) and rows[:2] == ok  # best first, failed runs last
     assert (sweep / "summary.md").read_text().count("| ok |") == 2
 
@@ -293,7 +308,7 @@ def test_a_sweep_on_another_launcher_is_summarised_in_one_table(launcher: str, t
     with open(sweep / "summary.csv") as f:
         rows = {r["overrides"].split()[0]: r for r in csv.DictReader(f)}
     assert rows.keys() == {"model.freeze_layers=0", "model.freeze_layers=5"}
-    assert rows["model.freeze_layers=0"]["status"] == "ok" and float(rows["model.freeze_layers=0"]["best_val_f1"]) >= 0
+    assert rows["model.freeze_layers=0"]["status"] == "ok" and float(rows["model.freeze_layers=0"]["best val/f1"]) >= 0
     assert rows["model.freeze_layers=5"]["status"].startswith("failed: ConfigError")
     if launcher == "submitit_local":
         assert list((sweep / ".submitit").iterdir())  # submitit's own job folders: the trials ran as its jobs
@@ -315,7 +330,7 @@ def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     # what Optuna calls the best value is the best val/f1 each run returned (metrics.json), not some other number
-    returned = {r["run"]: json.loads((sweep / r["run"] / "metrics.json").read_text())["best_val_f1"] for r in rows}
+    returned = {r["run"]: json.loads((sweep / r["run"] / "metrics.json").read_text())["best"]["value"] for r in rows}
     assert len(set(returned.values())) == 2, returned  # two different scores: the best one is a real choice
     best_run = max(returned, key=returned.get)
     overrides = dict(o.split("=", 1) for o in next(r for r in rows if r["run"] == best_run)["overrides"].split())
@@ -328,7 +343,7 @@ def test_a_run_that_finds_no_entity_says_so_and_why(tiny_model: Path, tmp_path: 
     cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "model.lr=5e-2", "trainer.max_epochs=1",
                    "test=false", "export=false")  # fmt: skip
     result = train(cfg)
-    assert result["best_val_f1"] == 0.0 and result["scores"]["val/predicted_entities"] == 0
+    assert result["best"] == {"metric": "val/f1", "value": 0.0} and result["scores"]["val/predicted_entities"] == 0
     out = capsys.readouterr().out
     assert "WARNING: best val/f1 is 0.000: the model predicted no entity at all" in out
     assert "too few optimizer steps (8 in all)" in out and "model.lr=0.05" in out and "trainer.max_epochs" in out
@@ -339,7 +354,7 @@ def test_a_run_that_learns_has_no_zero_f1_warning(straight_run) -> None:
     from lit_ner.train import zero_f1_advice
 
     _, result = straight_run
-    assert result["best_val_f1"] > 0 and zero_f1_advice(None, None, result) is None
+    assert result["best"]["value"] > 0 and zero_f1_advice(None, None, result) is None
 
 
 def last_epoch(run_dir: Path) -> int:

@@ -1,5 +1,6 @@
 """Sweeps: a run that fails is recorded and the sweep goes on; after the multirun, one table of every run's overrides,
-best val/f1 and test F1, best first, and one of mean ± std over the runs that differ only in their seed."""
+best optimized_metric (val/f1 unless set) and test F1, best first, and one of mean ± std over the runs that differ
+only in their seed."""
 
 import csv
 import json
@@ -24,46 +25,48 @@ def record_failed_run(run_dir: str, err: Exception) -> None:
         log.error("run failed, the sweep goes on: %s", err)
     else:
         log.exception("run failed; the sweep goes on")
-    failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best_val_f1": None, "scores": {}}
+    failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best": None, "scores": {}}
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     (Path(run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1), encoding="utf-8")
 
 
 class SweepSummary(HydraCallback):
-    """After a multirun: a table of every run's overrides and best val/f1, best first (summary.csv, summary.md)."""
+    """After a multirun: a table of every run's overrides and best optimized_metric, best first (summary.csv,
+    summary.md)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        best = f"best {config.optimized_metric}"  # the column every run's metrics.json "best" value fills
         rows = []
         for hydra_dir in sorted(sweep_dir.glob("*/.hydra")):
             metrics_file = hydra_dir.parent / "metrics.json"
             # a run killed outright (out of memory, pre-empted) wrote no metrics: list it, do not drop it
-            missing = {"status": "no metrics.json (killed?)", "best_val_f1": None, "scores": {}}
+            missing = {"status": "no metrics.json (killed?)", "best": None, "scores": {}}
             run = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else missing
             overrides_file = hydra_dir / "overrides.yaml"
             overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
-            score = run.get("best_val_f1")
+            score = (run.get("best") or {}).get("value")
             rows.append(
                 {
                     "run": metrics_file.parent.name,
                     "overrides": " ".join(str(o) for o in overrides),
                     "settings": " ".join(str(o) for o in overrides if not SEED.match(str(o))),
-                    "best_val_f1": "" if score is None else f"{score:.4f}",
+                    best: "" if score is None else f"{score:.4f}",
                     "test_f1": f"{run['scores']['test/f1']:.4f}" if "test/f1" in run.get("scores", {}) else "",
                     "status": run.get("status", "ok"),
                     "val": score,
                     "test": run.get("scores", {}).get("test/f1"),
                 }
             )
-        sign = -1 if config.get("optimized_mode", "max") == "max" else 1
+        sign = -1 if config.optimized_mode == "max" else 1
         rows.sort(key=lambda r: math.inf if r["val"] is None else sign * r["val"])
         with open(sweep_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["run", "overrides", "best_val_f1", "test_f1", "status"], extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=["run", "overrides", best, "test_f1", "status"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        table = ["| run | overrides | best val/f1 | test f1 | status |", "|---|---|---|---|---|"]
-        table += [f"| {r['run']} | {r['overrides']} | {r['best_val_f1']} | {r['test_f1']} | {r['status']} |" for r in rows]
-        seeds = seed_table(rows, sign) if any(r["settings"] != r["overrides"] for r in rows) else []
+        table = [f"| run | overrides | {best} | test f1 | status |", "|---|---|---|---|---|"]
+        table += [f"| {r['run']} | {r['overrides']} | {r[best]} | {r['test_f1']} | {r['status']} |" for r in rows]
+        seeds = seed_table(rows, best, sign) if any(r["settings"] != r["overrides"] for r in rows) else []
         if seeds:
             table += ["", "mean ± sample std over the runs that differ only in `seed` (n: runs with a score):", "", *seeds]
         (sweep_dir / "summary.md").write_text("\n".join(table) + "\n", encoding="utf-8")
@@ -83,9 +86,9 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def seed_table(rows: list[dict[str, Any]], sign: int = -1) -> list[str]:
+def seed_table(rows: list[dict[str, Any]], best: str, sign: int = -1) -> list[str]:
     """Markdown rows: one per group of runs whose overrides are equal once `seed=` is left out, best mean first
-    (`sign` -1: higher is better)."""
+    (`sign` -1: higher is better); `best` heads the column of the runs' best optimized_metric."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["settings"], []).append(row)
@@ -96,6 +99,6 @@ def seed_table(rows: list[dict[str, Any]], sign: int = -1) -> list[str]:
         failed = len(runs) - len(val)
         stats.append((sign * statistics.mean(val) if val else math.inf, settings or "(none)", len(val), failed, val, test))
     stats.sort(key=lambda s: s[0])
-    table = ["| overrides besides seed | n | best val/f1 | test f1 | runs without a score |", "|---|---:|---|---|---:|"]
+    table = [f"| overrides besides seed | n | {best} | test f1 | runs without a score |", "|---|---:|---|---|---:|"]
     table += [f"| {s} | {n} | {mean_std(val)} | {mean_std(test)} | {failed} |" for _, s, n, failed, val, test in stats]
     return table

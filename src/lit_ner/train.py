@@ -72,7 +72,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
 
     best = checkpoint.best_model_score if checkpoint else None
     result = {
-        "best_val_f1": None if best is None else float(best),
+        # the best.ckpt epoch's optimized_metric: what was tested and exported, and what a sweep compares
+        "best": {"metric": cfg.optimized_metric, "value": None if best is None else float(best)},
         "best_checkpoint": best_path,
         "scores": scores,
         "seconds": round(time.perf_counter() - started, 1),
@@ -97,8 +98,10 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         record_export(trainer.loggers, str(folder), upload=cfg.log_export)
         if cfg.hub.repo_id:
             result["hub"] = upload_or_explain(folder, cfg.hub.repo_id, cfg.hub.private)
-    # the best epoch's validation score (the checkpoint that was tested and exported), not the last epoch's
-    final = {"hp/val_f1": result["best_val_f1"], "hp/test_f1": scores.get("test/f1")}
+    # the best epoch's optimized_metric (hp/val_f1 for val/f1; the checkpoint that was tested and exported), not the
+    # last epoch's
+    best = result["best"]
+    final = {f"hp/{best['metric'].replace('/', '_')}": best["value"], "hp/test_f1": scores.get("test/f1")}
     final = {k: v for k, v in final.items() if v is not None}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):  # the HPARAMS tab: hyper-parameters next to the final scores
@@ -118,8 +121,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
     if "hub" in result:
         lines.append(f"  hub          {result['hub']}")
-    if result["best_val_f1"] is not None:
-        lines.append(f"  best val/f1  {result['best_val_f1']:.4f}")
+    if best["value"] is not None:
+        lines.append(f"  best {best['metric']}  {best['value']:.4f}")
     advice = zero_f1_advice(cfg, trainer, result)
     if advice:
         log.warning(advice)
@@ -141,7 +144,7 @@ def command_line() -> str | None:
 
 def zero_f1_advice(cfg: DictConfig, trainer: L.Trainer, result: dict[str, Any]) -> str | None:
     """A run whose best val/f1 is 0 has learnt nothing usable, most often "O" everywhere: say so, and why."""
-    if result["best_val_f1"] != 0.0:
+    if result["best"] != {"metric": "val/f1", "value": 0.0}:
         return None
     predicted = result["scores"].get("val/predicted_entities")
     what = "the model predicted no entity at all" if not predicted else f"none of its {predicted:.0f} predicted entities"
@@ -191,7 +194,7 @@ def main(cfg: DictConfig) -> float:
             raise
         record_failed_run(cfg.run_dir, err)  # one bad combination must not end the sweep
         return float("nan")
-    score = result["best_val_f1"]
+    score = result["best"]["value"]
     return float("nan") if score is None else score
 
 
