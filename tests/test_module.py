@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from lit_ner.errors import ConfigError
 from lit_ner.module import NerModule
+from lit_ner.resume import ExactResume
 
 LABELS = ["O", "B-PER", "I-PER"]
 LR = 1e-3
@@ -117,15 +118,16 @@ def test_head_only_trains_the_classifier_and_leaves_the_encoder_as_loaded(tiny_m
             assert torch.equal(p, before[name]), f"{name} moved under head_only"
 
 
-def test_dropout_masks_depend_on_the_seed_epoch_and_batch_alone(tiny_model: Path) -> None:
+def test_dropout_masks_depend_on_the_seed_epoch_and_batch_alone(tiny_model: Path, tmp_path: Path) -> None:
     # so a resumed run draws the masks the uninterrupted run drew, whatever consumed random numbers before
     module = module_on(tiny_model, seed=42)
     module.trainer = trainer(max_epochs=3)
+    resume = ExactResume(str(tmp_path / "last.ckpt"))  # the callback that reseeds before every training batch
     [batch] = batches(1, module.model.config.vocab_size, torch.Generator().manual_seed(0))
 
     def logits(batch_idx: int, epoch: int = 0) -> torch.Tensor:
         module.trainer.fit_loop.epoch_progress.current.completed = epoch  # what current_epoch reads
-        module.on_train_batch_start(batch, batch_idx)
+        resume.on_train_batch_start(module.trainer, module, batch, batch_idx)
         with torch.no_grad():
             return module(batch["input_ids"], batch["attention_mask"])
 

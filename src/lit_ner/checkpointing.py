@@ -4,15 +4,12 @@ and the resume rules (what a resumed run must share with the checkpoint)."""
 
 import os
 import pickle
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
@@ -75,44 +72,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         # lit_ner's checkpoints hold tensors and plain values only: never unpickle code from a checkpoint file
         return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """`last.ckpt`: written at the end of every epoch, as Lightning's ModelCheckpoint does, and also inside the
-    epoch every `every_n_minutes` and/or every `every_n_train_steps` optimizer steps, so a crash loses minutes, not
-    an epoch (the resume continues at the next batch: `NerDataModule.state_dict`). Inside an epoch it writes only
-    where an optimizer step has just ended (accumulated gradients are not saved) and never at the epoch's last
-    batch (the epoch-end checkpoint follows there, after validation). Lightning's ModelCheckpoint takes one trigger
-    (epochs, steps or time): this one adds the two mid-epoch triggers to the epoch one."""
-
-    def __init__(self, dirpath: str, every_n_minutes: float | None = None, every_n_train_steps: int | None = None):
-        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
-        for key, value in (("every_n_minutes", every_n_minutes), ("every_n_train_steps", every_n_train_steps)):
-            if value is not None and value <= 0:
-                raise ConfigError(f"checkpoint.{key}={value}: give a positive number, or null to turn it off.")
-        self.every_seconds = every_n_minutes * 60 if every_n_minutes else None
-        self.every_steps = every_n_train_steps or 0
-        self.since = time.monotonic()
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        self.since = time.monotonic()
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
-        loop = trainer.fit_loop
-        if (
-            loop._should_accumulate()
-            or loop.epoch_loop.batch_progress.is_last_batch
-            or self._should_skip_saving_checkpoint(trainer)
-        ):
-            return
-        due = bool(self.every_steps) and trainer.global_step % self.every_steps == 0
-        if self.every_seconds is not None:
-            # rank zero's clock decides for all processes, which must save together
-            due = trainer.strategy.broadcast(due or time.monotonic() - self.since >= self.every_seconds)
-        if due:
-            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
-            self.since = time.monotonic()
 
 
 def resolve_checkpoint(ckpt_path: str | None) -> tuple[Path | None, Path | None]:

@@ -1,11 +1,9 @@
 """NerModule: a Hugging Face token-classification model with entity-level metrics, freezing and AdamW groups."""
 
 import logging
-import random
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
@@ -120,7 +118,7 @@ class NerModule(L.LightningModule):
         head_only: bool = False,
         layer_lr_decay: float = 1.0,
         metric_mode: str = "default",
-        seed: int = 42,
+        seed: int = 42,  # of dropout's draws: lit_ner.resume.ExactResume reseeds every training batch from it
         label_mismatch: str = "error",
         compile: bool = False,
     ) -> None:
@@ -214,16 +212,6 @@ class NerModule(L.LightningModule):
             "accumulate_grad_batches": trainer.accumulate_grad_batches,
             "schedule_steps": int(trainer.estimated_stepping_batches),
         }
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # dropout draws depend on (seed, epoch, batch, rank) alone, so a resumed run reproduces the uninterrupted
-        # one exactly, whatever consumed random numbers before (model init, restore, sanity checks); the batch
-        # index, not the optimizer step, so the micro-batches of an accumulated step draw different masks
-        seed = ((self.hparams.seed * 1_000_003 + self.current_epoch) * 1_000_003 + batch_idx) * 101 + self.global_rank
-        seed %= 2**32
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
 
     # ---- optimisation --------------------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:

@@ -51,7 +51,8 @@ class SeededPermutation(Sampler[int]):
 class BucketBatchSampler(Sampler[list[int]]):
     """Training batches: shuffle, cut into buckets of `bucket_batches` batches, sort each bucket by length,
     pack, then shuffle the batch order. Similar lengths share a batch; the order stays random per epoch (with
-    `max_tokens` the buckets are drawn once, so that every epoch has the same number of batches)."""
+    `max_tokens` the buckets are drawn once, so that every epoch has the same number of batches). `skip_of(epoch)`:
+    how many of the epoch's first batches to leave out, those a resumed checkpoint had trained on."""
 
     def __init__(
         self,
@@ -62,9 +63,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         bucket_batches: int = 50,
         rank: int = 0,
         world_size: int = 1,
-        done_of: Callable[[int], int] = lambda epoch: 0,
+        skip_of: Callable[[int], int] = lambda epoch: 0,
     ) -> None:
-        self.sampler, self.lengths, self.done_of = sampler, list(lengths), done_of
+        self.sampler, self.lengths, self.skip_of = sampler, list(lengths), skip_of
         self.batch_size, self.max_tokens, self.bucket_batches = batch_size, max_tokens, bucket_batches
         self.rank, self.world_size = rank, world_size
 
@@ -89,9 +90,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
-        # a generator: the epoch is read at the first batch, after Lightning has set up the epoch
-        # a run resumed from a checkpoint written inside this epoch starts after the batches it had trained on
-        yield from self._batches()[self.done_of(self.sampler.epoch_of()) :]
+        # a generator: the epoch, and how many of its batches to skip, are read at the first batch, after Lightning
+        # has set up the epoch and restored the checkpoint of a resumed run
+        yield from self._batches()[self.skip_of(self.sampler.epoch_of()) :]
 
     def __len__(self) -> int:
         return len(self._batches())

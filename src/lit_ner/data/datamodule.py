@@ -2,7 +2,6 @@
 
 import json
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +130,7 @@ class NerDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.resume_at: tuple[int, int] | None = None  # (epoch, batches done) of a checkpoint written mid-epoch
+        self.skipped = (0, 0)  # (epoch, batches): training epoch `epoch` starts after that many batches (skip)
         if path is None and hub_name is None and synthetic is None:
             raise ConfigError("no data source: set data.path (local files), data.hub_name, or data.synthetic=books")
         if synthetic not in (None, "books"):
@@ -294,26 +293,11 @@ class NerDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    # ---- resuming inside an epoch: Lightning saves this state in every checkpoint and restores it on resume
-    def state_dict(self) -> dict[str, int]:
-        """The epoch and how many of its batches training had done when the checkpoint was written."""
-        if self.trainer is None:
-            return {}
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": self.trainer.current_epoch, "batches": done}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.resume_at = (state["epoch"], state["batches"]) if state else None
-        # Lightning warns that a loader without state of its own replays the epoch; this one does not (done_of)
-        warnings.filterwarnings("ignore", "You're resuming from a checkpoint that ended before the epoch ended")
-
-    def done_of(self, epoch: int) -> int:
-        """Batches of `epoch` to skip: those a resumed checkpoint had trained on, once; 0 otherwise. The batch
-        order depends on (seed, epoch) alone, so the rest of the epoch is what the uninterrupted run saw."""
-        if self.resume_at is None or self.resume_at[0] != epoch:
-            return 0
-        done, self.resume_at = self.resume_at[1], None
-        return done
+    def skip(self, epoch: int, batches: int) -> None:
+        """Start training epoch `epoch` after its first `batches` batches: those a resumed checkpoint had trained on
+        (lit_ner.resume.ExactResume says which). The batch order depends on (seed, epoch) alone, so the rest of the
+        epoch is what the uninterrupted run saw."""
+        self.skipped = (epoch, batches)
 
     def train_dataloader(self) -> DataLoader:
         split = self.datasets["train"]
@@ -327,7 +311,7 @@ class NerDataModule(L.LightningDataModule):
             bucket_batches=self.hparams.bucket_batches,
             rank=rank,
             world_size=world,
-            done_of=self.done_of,
+            skip_of=lambda epoch: self.skipped[1] if epoch == self.skipped[0] else 0,
         )
         return self._loader(split, sampler)
 
