@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.checkpointing import resume_point
 from lit_ner.errors import REPORTED, exit_with
+from lit_ner.calibration import validation_temperature
 from lit_ner.export import export_model
 from lit_ner.push import check_upload, upload_or_explain
 from lit_ner.reports import entity_rows, markdown_table
@@ -43,9 +44,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
+    configured = {name: build(c) for name, c in cfg.get("callbacks", {}).items()}
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[build(c) for c in cfg.get("callbacks", {}).values()] + list(callbacks),
+        callbacks=list(configured.values()) + list(callbacks),
         logger=build_loggers(cfg, run_dir, resuming=resume is not None) or False,
     )
     if trainer.is_global_zero:  # MLflow / W&B run ids, so that a resume continues the same tracker runs
@@ -61,7 +63,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     model = build(cfg.model, labels=datamodule.labels, _convert_="all")
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
-    checkpoint = trainer.checkpoint_callback
+    checkpoint = configured.get("model_checkpoint")  # best.ckpt (callbacks/default.yaml)
     best_path = checkpoint.best_model_path if checkpoint else ""
     scores = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test and datamodule.datasets.get("test") is not None:
@@ -91,8 +93,11 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
     if cfg.export:
         name = cfg.hub.repo_id or run_dir.name
+        # scores that mean what they say: the temperature that fits the validation entities, applied by every reader
+        calibration = {"temperature": validation_temperature(model.model, datamodule)}
         folder = export_model(
-            model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line()
+            model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line(),
+            calibration,
         )
         result["export"] = str(folder)
         record_export(trainer.loggers, str(folder), upload=cfg.log_export)
@@ -159,14 +164,11 @@ def zero_f1_advice(cfg: DictConfig, trainer: L.Trainer, result: dict[str, Any]) 
 
 
 def demo(folder: str, sentences: list[str]) -> None:
-    from transformers import pipeline
+    from lit_ner.predictor import NerPredictor
 
-    ner = pipeline("token-classification", model=folder, aggregation_strategy="simple", device="cpu")
-    for sentence in sentences:
-        # the text as written (the pipeline's "word" is decoded from sub-tokens: lower case for uncased models)
-        found = ", ".join(
-            f"{sentence[e['start']:e['end']]!r} {e['entity_group']} ({e['score']:.2f})" for e in ner(sentence)
-        )
+    predictor = NerPredictor.from_pretrained(folder, device="cpu")
+    for sentence, entities in zip(sentences, predictor(sentences)):
+        found = ", ".join(f"{e['text']!r} {e['type']} ({e['score']:.2f})" for e in entities)
         print(f"\n{sentence}\n  -> {found or 'no entities'}")
 
 
