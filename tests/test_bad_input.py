@@ -141,10 +141,6 @@ def unknown_scheme(tmp: Path, tiny: Path):
     return ["data.scheme=IOB3"], ["data.scheme='IOB3'", "IOB2"]
 
 
-def renamed_data_key(tmp: Path, tiny: Path):  # a user's config written for the old names
-    return ["+data.stride=16"], ["data.stride is now called data.window_context"]
-
-
 def slow_tokenizer(tmp: Path, tiny: Path):
     from transformers import BertTokenizerLegacy
 
@@ -249,7 +245,7 @@ DATA_ERRORS: list[Case] = [
     prefixed_tag_in_plain_data,
 ]  # fmt: skip
 CONFIG_ERRORS: list[Case] = [
-    data_path_missing, unknown_scheme, renamed_data_key, slow_tokenizer, model_folder_without_tokenizer,
+    data_path_missing, unknown_scheme, slow_tokenizer, model_folder_without_tokenizer,
     missing_model_folder, missing_relative_model_folder, max_length_above_positions, run_dir_under_a_file,
     run_dir_read_only, ckpt_path_missing, ckpt_truncated,
     ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind, ckpt_with_old_key_names,
@@ -389,7 +385,7 @@ def test_missing_packaged_encoder_says_how_to_install_it() -> None:
     ("command", "argv", "says"),
     [
         ("lit_ner.predict", ["model=m", "text=x", "colour=red"], "unknown argument 'colour=red'"),
-        ("lit_ner.predict", ["model=m", "stride=8", "text=x"], "unknown argument 'stride=8': stride= is now called overlap="),
+        ("lit_ner.predict", ["model=m", "overlap=8", "text=x"], "unknown argument 'overlap=8'"),
         ("lit_ner.predict", ["model=m"], "give model= and one of text= or input="),
         ("lit_ner.serve", ["port=8000"], "give model="),
         ("lit_ner.serve", ["model=m", "8000"], "unknown argument '8000'"),

@@ -249,3 +249,82 @@ def test_a_checkpoint_that_is_not_one_stops_with_what_is_wrong(tmp_path: Path) -
     cut.write_bytes(b"PK\x03\x04 cut short")  # a zip's first bytes, no more: a copy interrupted early
     with pytest.raises(ConfigError, match="not a PyTorch checkpoint"):
         load_model(str(cut))
+
+
+# ---- beyond exact match, the HTML report, calibrated scores
+
+
+def test_semeval_scores_equal_nervaluates_on_the_prediction_file(evaluated) -> None:
+    nervaluate = pytest.importorskip("nervaluate", reason="the dev extra: pip install -e '.[dev]'")
+    report, out = evaluated
+    sentences = read_conll(out / "test.conll")
+    gold = [[line[1] for line in lines] for lines in sentences]
+    pred = [[line[2] for line in lines] for lines in sentences]
+    types = sorted({t for tags in gold + pred for t, _, _ in get_entities(tags)})
+    theirs = nervaluate.Evaluator(gold, pred, tags=types, loader="list").evaluate()
+    overall = theirs[0] if isinstance(theirs, tuple) else theirs["overall"]
+    for scheme in ("strict", "exact", "partial", "ent_type"):
+        mine = report["semeval"]["overall"][scheme]
+        expected = overall[scheme] if isinstance(overall[scheme], dict) else vars(overall[scheme])
+        for key in ("correct", "incorrect", "partial", "missed", "spurious", "precision", "recall", "f1"):
+            assert mine[key] == pytest.approx(expected[key], abs=1e-12), (scheme, key)
+    assert sum(report["error_kinds"]["overall"].values()) >= report["semeval"]["overall"]["strict"]["spurious"]
+    micro = report["bootstrap"]["micro"]
+    assert micro["low"] <= report["scores"]["default"]["micro avg"]["f1"] <= micro["high"]
+
+
+def test_every_sentence_with_an_error_is_in_errors_jsonl_with_scores(evaluated) -> None:
+    report, out = evaluated
+    records = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    sentences = read_conll(out / "test.conll")
+    wrong = {i for i, lines in enumerate(sentences)
+             if get_entities([l[1] for l in lines]) != get_entities([l[2] for l in lines])}  # fmt: skip
+    assert {r["sentence"] for r in records} == wrong
+    assert [r["errors"] for r in records] == sorted((r["errors"] for r in records), reverse=True)
+    for record in records:
+        assert all(0 < e["score"] <= 1 for e in record["predicted"])
+        assert all(e["kind"] in ("correct", "boundary", "type", "boundary_and_type", "missed", "spurious")
+                   for e in record["gold"] + record["predicted"])  # fmt: skip
+
+
+def test_the_html_report_shows_the_entities_in_a_browser(evaluated, tmp_path: Path) -> None:
+    from test_report_html import CHROMIUM, Elements, chromium
+
+    report, out = evaluated
+    page = (out / "report.html").read_text()
+    assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
+    if CHROMIUM is None:
+        pytest.skip("no chromium here (Debian's package chromium; .ci/run installs it)")
+    records = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    shown = Elements(chromium(tmp_path, "--virtual-time-budget=3000", "--dump-dom", (out / "report.html").as_uri()))
+    marks = [m for m in shown.marks if m.get("data-kind")]
+    assert len(marks) == sum(len(r["gold"]) + len(r["predicted"]) for r in records) > 0
+
+
+def test_calibration_fits_a_temperature_and_saved_thresholds_reach_predict(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from lit_ner.predict import NerPredictor
+
+    export = tmp_path / "model"
+    shutil.copytree(run / "model", export)
+    assert json.loads((export / "config.json").read_text())["lit_ner_calibration"]["temperature"] > 0  # training's
+    report = evaluate(eval_cfg(export, tmp_path / "a", run.parent / "cache", "save_thresholds=true",
+                               f"conll={tmp_path / 'a.conll'}"))  # fmt: skip
+    calibration = report["calibration"]
+    assert 0 < calibration["temperature"] and {"ece_before", "ece_after", "thresholds"} <= set(calibration)
+    for name in ("reliability.png", "pr_curves.png", "pr_curves.json"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    stored = json.loads((export / "config.json").read_text())["lit_ner_calibration"]
+    assert stored["thresholds"] == {t: b["threshold"] for t, b in calibration["thresholds"].items()}
+    # predict applies the stored thresholds, and evaluate scores what predict returns
+    predictor = NerPredictor.from_pretrained(export, device="cpu")
+    assert predictor.calibration.thresholds == stored["thresholds"]
+    sentences = read_conll(tmp_path / "a.conll")
+    found = predictor.words([[line[0] for line in lines] for lines in sentences])
+    for lines, entities in zip(sentences, found):
+        expected = [(t, s, e + 1) for t, s, e in get_entities([line[2] for line in lines])]
+        assert [(e["type"], e["word_start"], e["word_end"]) for e in entities] == expected
+        assert all(e["score"] >= stored["thresholds"].get(e["type"], 0) for e in entities)
+    everything = NerPredictor.from_pretrained(export, device="cpu", min_score=0.0)
+    assert sum(map(len, everything.words([[l[0] for l in s] for s in sentences]))) >= sum(map(len, found))

@@ -147,3 +147,24 @@ def test_a_model_folder_that_cannot_be_loaded_stops_the_start_up(tmp_path: Path)
     done = subprocess.run([sys.executable, "-m", "lit_ner.serve", f"model={tmp_path}"], capture_output=True,
                           text=True, timeout=120, env=os.environ | {"HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("lit_ner: error: model=") and "Traceback" not in done.stderr
+
+
+def test_the_services_page_shows_the_entities_of_a_text_in_a_browser(server, tmp_path: Path) -> None:
+    """GET / is a page: headless Chromium opens it with a text (`/#text=...`), the page asks POST /predict and marks
+    the answer's entities in the text, one <mark> each, as the predictor finds them."""
+    from urllib.parse import quote
+
+    from test_report_html import CHROMIUM, Elements, chromium
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium here (Debian's package chromium; .ci/run installs it)")
+    port, predictor, _ = server
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+        assert answer.status == 200 and "text/html" in answer.headers["Content-Type"]
+    url = f"http://127.0.0.1:{port}/#text={quote(TEXTS[0])}"
+    page = Elements(chromium(tmp_path, "--virtual-time-budget=15000", "--dump-dom", url))
+    expected = predictor(TEXTS[0])
+    assert expected and [m["text"] for m in page.marks] == [e["text"] for e in expected]
+    chromium(tmp_path, "--virtual-time-budget=15000", f"--screenshot={tmp_path / 'page.png'}",
+             "--window-size=1000,600", url)  # fmt: skip
+    assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,13 +2,16 @@
 logits (Guo et al. 2017), reliability diagrams, and precision/recall against a score threshold."""
 
 import math
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+
+from lit_ner.data.schemes import entity_spans
 
 TEMPERATURES = (0.05, 20.0)  # beyond these a temperature flattens or sharpens the scores into noise
 
@@ -39,20 +42,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, bounds: tuple[fl
     """The temperature T minimising the NLL of softmax(logits / T) on `labels` ((N, C) and (N,); labels of -100
     are ignored), found by L-BFGS on log T and kept within `bounds`."""
     logits, labels = logits.detach().double().reshape(-1, logits.shape[-1]), labels.detach().reshape(-1)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # log T: positive T without a constraint
-    low, high = math.log(bounds[0]), math.log(bounds[1])
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        # clamped, so a search that runs towards T = 0 or infinity stops at a bound instead of overflowing; the NLL
-        # is convex in 1/T, so the best temperature within the bounds is the free optimum clipped to them
-        loss = torch.nn.functional.cross_entropy(logits / log_t.clamp(low, high).exp(), labels)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return min(max(math.exp(log_t.item()), bounds[0]), bounds[1])
+    return _fit_log_temperature(lambda log_t: torch.nn.functional.cross_entropy(logits / log_t.exp(), labels), bounds)
 
 
 def _plot_reliability(axes: Any, scores: ArrayLike, correct: ArrayLike, bins: int, name: str) -> None:
@@ -128,3 +118,149 @@ def plot_pr_curves(curves: Mapping[str, Mapping[str, list[float]]], title: str =
     axes.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
     axes.legend(title="best-F1 threshold marked", fontsize="small")
     return figure
+
+
+# ---- Entity scores of a model's reading (lit_ner.inference), as evaluate measures them
+
+
+def entity_confidences(tagged: Sequence[Any], label_ids: Mapping[str, int], temperature: float) -> list[list[float]]:
+    """Each predicted entity's score (entity_spans order) had the logits been divided by `temperature`: the mean over
+    its words of softmax(logits / T) at the word's tag. `tagged`: WordTags with their first sub-token logits."""
+    from lit_ner.inference import softmax
+
+    found = []
+    for sentence in tagged:
+        if sentence.logits is None:
+            raise ValueError("entity confidences need each word's logits: read with aggregation='first'")
+        probabilities = softmax(sentence.logits.astype(np.float64) / temperature)
+        words = probabilities[np.arange(len(sentence.tags)), [label_ids[t] for t in sentence.tags]]
+        found.append([float(words[s:e].mean()) for _, s, e, _ in sentence.entities()])
+    return found
+
+
+def entity_outcomes(gold: Sequence[Sequence[str]], tagged: Sequence[Any]) -> list[list[tuple[str, bool]]]:
+    """Each predicted entity's (type, whether a gold entity has its type and span), in entity_spans order."""
+    return [[(t, (t, s, e) in set(entity_spans(g))) for t, s, e, _ in sentence.entities()]
+            for g, sentence in zip(gold, tagged)]  # fmt: skip
+
+
+def calibration_report(
+    validation: tuple[Sequence[Sequence[str]], Sequence[Any]],
+    evaluated: tuple[Sequence[Sequence[str]], Sequence[Any]],
+    labels: Sequence[str],
+    bins: int = 15,
+    seed: int = 0,
+) -> tuple[dict[str, Any], Figure, Figure]:
+    """How far entity scores are from how often entities are right, before and after temperature scaling, and the
+    score threshold per type that maximises F1 on validation.
+
+    `validation`, `evaluated`: (gold tags, WordTags) of each sentence. The temperature is fitted on the validation
+    split (`entity_temperature`). `ece_before`/`ece_after` are measured where the temperature was not fitted but the
+    data is alike: validation cut in two seeded halves, fitted on one and measured on the other, both ways, the mean.
+    `evaluated` gives the same two numbers on the evaluated split with the whole split's temperature: a gap there
+    that the halves do not show is a shift between validation and that split, which no one temperature undoes.
+    Returns the report, the reliability diagram of the evaluated split and the validation precision/recall figure."""
+    label_ids = {label: i for i, label in enumerate(labels)}
+    gold, tagged = validation
+    temperature = entity_temperature(gold, tagged, label_ids)
+    order = list(range(len(gold)))
+    random.Random(seed).shuffle(order)
+    halves = [sorted(order[::2]), sorted(order[1::2])]
+    before, after = [], []
+    for fit, held in (halves, halves[::-1]):
+        held_out = ([gold[i] for i in held], [tagged[i] for i in held])
+        half_temperature = entity_temperature([gold[i] for i in fit], [tagged[i] for i in fit], label_ids)
+        before.append(entity_ece(*held_out, label_ids, 1.0, bins))
+        after.append(entity_ece(*held_out, label_ids, half_temperature, bins))
+    correct = [c for sentence in entity_outcomes(*evaluated) for _, c in sentence]
+    raw = [s for sentence in entity_confidences(evaluated[1], label_ids, 1.0) for s in sentence]
+    scaled = [s for sentence in entity_confidences(evaluated[1], label_ids, temperature) for s in sentence]
+    measured = all(x is not None for x in before + after)
+    report: dict[str, Any] = {
+        "temperature": temperature, "bins": bins,
+        "ece_before": float(np.mean(before)) if measured else None,
+        "ece_after": float(np.mean(after)) if measured else None,
+        "measured_on": "validation, fitted on one seeded half and measured on the other, both ways (the mean)",
+        "evaluated": {"entities": len(correct),
+                      "ece_before": expected_calibration_error(raw, correct, bins) if correct else None,
+                      "ece_after": expected_calibration_error(scaled, correct, bins) if correct else None},
+    }  # fmt: skip
+    outcomes = [x for sentence in entity_outcomes(gold, tagged) for x in sentence]
+    scores = [s for sentence in entity_confidences(tagged, label_ids, temperature) for s in sentence]
+    golds = [t for tags in gold for t, _, _ in entity_spans(tags)]
+    curves = {}
+    for type_ in sorted({t for t, _ in outcomes} | set(golds)):
+        kept = [(s, c) for s, (t, c) in zip(scores, outcomes) if t == type_]
+        curves[type_] = pr_curve([s for s, _ in kept], [c for _, c in kept], golds.count(type_))
+    report["thresholds"] = {t: best_threshold(curve) for t, curve in curves.items() if curve["threshold"]}
+    report["pr_curves"] = curves
+    diagram = reliability_diagram(raw, correct, bins, "entity scores", calibrated=scaled) if correct else Figure()
+    return report, diagram, plot_pr_curves(curves, "validation, scores after temperature scaling")
+
+
+def entity_ece(
+    gold: Sequence[Sequence[str]], tagged: Sequence[Any], label_ids: Mapping[str, int], temperature: float, bins: int
+) -> float | None:
+    """The expected calibration error of the predicted entities' scores at this temperature; None without any."""
+    correct = [c for sentence in entity_outcomes(gold, tagged) for _, c in sentence]
+    scores = [s for sentence in entity_confidences(tagged, label_ids, temperature) for s in sentence]
+    return expected_calibration_error(scores, correct, bins) if correct else None
+
+
+def entity_temperature(gold: Sequence[Sequence[str]], tagged: Sequence[Any], label_ids: Mapping[str, int]) -> float:
+    """The temperature that makes entity scores match how often the entities are right: T minimising the binary
+    cross-entropy between each predicted entity's score (the mean of its words' softmax(logits / T) at their tags)
+    and whether a gold entity has its type and span. Fitted on what users read, entity scores, rather than on every
+    word's label: most words are O, and a temperature fitted to them sharpens the entity scores past their accuracy."""
+    rows, tags, owner, outcomes = [], [], [], []
+    for gold_tags, sentence in zip(gold, tagged):
+        golds = set(entity_spans(gold_tags))
+        for type_, start, end, _ in sentence.entities():
+            rows.append(sentence.logits[start:end])
+            tags += [label_ids[t] for t in sentence.tags[start:end]]
+            owner += [len(outcomes)] * (end - start)
+            outcomes.append((type_, start, end) in golds)
+    if not outcomes or all(outcomes) or not any(outcomes):
+        return 1.0  # nothing to fit: no entity, or all right, or all wrong
+    logits = torch.from_numpy(np.concatenate(rows)).double()
+    tags_t, owner_t = torch.tensor(tags), torch.tensor(owner)
+    target = torch.tensor(outcomes, dtype=torch.float64)
+    sizes = torch.bincount(owner_t, minlength=len(outcomes)).double()
+
+    def loss(log_t: torch.Tensor) -> torch.Tensor:
+        words = torch.softmax(logits / log_t.exp(), -1).gather(1, tags_t[:, None]).squeeze(1)
+        scores = torch.zeros(len(outcomes), dtype=torch.float64).index_add(0, owner_t, words) / sizes
+        return torch.nn.functional.binary_cross_entropy(scores.clamp(1e-7, 1 - 1e-7), target)
+
+    return _fit_log_temperature(loss)
+
+
+def _fit_log_temperature(loss: Any, bounds: tuple[float, float] = TEMPERATURES) -> float:
+    """The temperature minimising `loss(log T)`, found by L-BFGS on log T and kept within `bounds`."""
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # log T: positive T without a constraint
+    low, high = math.log(bounds[0]), math.log(bounds[1])
+    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        # clamped, so a search that runs towards T = 0 or infinity stops at a bound instead of overflowing
+        value = loss(log_t.clamp(low, high))
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    return min(max(math.exp(log_t.item()), bounds[0]), bounds[1])
+
+
+def validation_temperature(model: torch.nn.Module, datamodule: Any) -> float:
+    """The temperature of a trained model, fitted on the DataModule's validation split read as every reader reads
+    it (lit_ner.inference); what training stores in the export."""
+    from lit_ner.inference import Reading, TorchRunner, WordTagger
+
+    words, hp = datamodule.cached_words()["validation"], datamodule.hparams
+    documents = words["document"] if "document" in words.column_names else None
+    size = hp.eval_batch_size or 2 * hp.batch_size
+    tagged = WordTagger(TorchRunner(model), datamodule.tokenizer, datamodule.labels, Reading.of(hp), size)(
+        words["tokens"], documents
+    )
+    return entity_temperature(words["tags"], tagged, {label: i for i, label in enumerate(datamodule.labels)})

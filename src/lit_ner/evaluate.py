@@ -25,7 +25,10 @@ from lit_ner.errors import ConfigError, reported
 from lit_ner.data.align import IGNORE
 from lit_ner.metrics import E, EntityMetric, S
 from lit_ner.models import local_or_hub
-from lit_ner.inference import Reading, TorchRunner, WordTagger
+from lit_ner.analysis import bootstrap_f1, error_kinds, error_records, semeval_scores
+from lit_ner.calibration import calibration_report
+from lit_ner.inference import Calibration, Reading, TorchRunner, WordTagger, parse_thresholds
+from lit_ner.report_html import render_report
 from lit_ner.module import NerModule, load_token_classifier
 from lit_ner.reports import NONE, markdown_report, plot_confusion
 
@@ -217,9 +220,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     tokens, gold = words["tokens"], words["tags"]
     # the path NerPredictor, lit_ner.predict and the service read the model by: what is scored here is what they return
     hp = datamodule.hparams
-    tagger = WordTagger(runner, datamodule.tokenizer, labels, Reading.of(hp), hp.eval_batch_size or 2 * hp.batch_size)
-    documents = words["document"] if "document" in words.column_names else None
-    tagged = tagger(tokens, documents, progress=True)
+    calibration = Calibration.of(getattr(model, "config", None))  # an export's temperature and stored thresholds
+    thresholds = calibration.thresholds if cfg.get("min_score") is None else parse_thresholds(cfg.min_score)
+    tagger = WordTagger(runner, datamodule.tokenizer, labels, Reading.of(hp), hp.eval_batch_size or 2 * hp.batch_size,
+                        temperature=calibration.temperature, thresholds=thresholds)  # fmt: skip
+    tagged = tagger(tokens, documents_of(words), progress=True)
     pred = [t.tags for t in tagged]
     label_id = {label: i for i, label in enumerate(labels)}
     metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
@@ -252,6 +257,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.conll:
         write_conll(Path(cfg.conll), tokens, gold, pred)
         report["files"]["conll"] = str(cfg.conll)
+    # beyond exact match: SemEval-2013's four schemes, the kinds of error, confidence intervals, every wrong sentence
+    report["semeval"] = semeval_scores(gold, pred)
+    report["error_kinds"] = error_kinds(gold, pred)
+    report["bootstrap"] = bootstrap_f1(gold, pred, seed=cfg.seed)
+    records = error_records(tokens, gold, pred, [[e[3] for e in t.entities()] for t in tagged])
+    write_jsonl(out / "errors.jsonl", records)
+    report["files"] |= {"errors": str(out / "errors.jsonl"), "html": str(out / "report.html")}
+    if cfg.get("calibrate", True) and "validation" in datamodule.datasets:
+        report["calibration"] = calibrate(cfg, tagger, datamodule, labels, (gold, tagged), out, name)
+        report["files"] |= {k: str(out / f) for k, f in CALIBRATION_FILES.items()}
 
     markdown = markdown_report(report)
     title = f"{'/'.join(Path(name).parts[-2:])}: {cfg.split}, {len(gold)} sentences"
@@ -262,8 +277,55 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         writer.add_text(f"{cfg.split}/report", markdown)
     (out / "report.md").write_text(markdown, encoding="utf-8")
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out / "report.html").write_text(render_report(report, records), encoding="utf-8")
     print(markdown)
     return report
+
+
+CALIBRATION_FILES = {"reliability": "reliability.png", "pr_curves": "pr_curves.png", "pr_curves_json": "pr_curves.json"}
+
+
+def documents_of(split: Any) -> list[int] | None:
+    return split["document"] if "document" in split.column_names else None
+
+
+def calibrate(
+    cfg: DictConfig, tagger: WordTagger, datamodule: Any, labels: list[str], evaluated: tuple, out: Path, name: str
+) -> dict[str, Any]:
+    """The calibration section: a temperature fitted on the validation split, the entity ECE on the evaluated split
+    before and after it, the best threshold per type on validation (`save_thresholds=true` stores them, with the
+    temperature, in the export for predict and the service); the figures and curves as files."""
+    validation = datamodule.cached_words()["validation"]
+    raw = WordTagger(tagger.runner, tagger.tokenizer, labels, tagger.reading, tagger.batch_size)  # every entity kept
+    tagged = raw(validation["tokens"], documents_of(validation))
+    report, diagram, curves = calibration_report((validation["tags"], tagged), evaluated, labels)
+    diagram.savefig(out / CALIBRATION_FILES["reliability"], dpi=120)
+    curves.savefig(out / CALIBRATION_FILES["pr_curves"], dpi=120)
+    (out / CALIBRATION_FILES["pr_curves_json"]).write_text(json.dumps(report.pop("pr_curves")), encoding="utf-8")
+    report["fitted_on"] = "validation" + (" (the evaluated split itself)" if cfg.split == "validation" else "")
+    if cfg.get("save_thresholds"):
+        report["saved_to"] = str(save_calibration(name, report["temperature"], report["thresholds"]))
+    return report
+
+
+def save_calibration(name: str, temperature: float, thresholds: dict[str, dict[str, float]]) -> Path:
+    """Store the temperature and the thresholds in an export's config.json (`lit_ner_calibration`), where predict,
+    the service and evaluate read them; written beside it and renamed, so a failure leaves the old file whole."""
+    config = Path(name).expanduser() / "config.json"
+    if Path(name).suffix == ".ckpt" or not config.is_file():
+        raise ConfigError(f"save_thresholds=true: model={name} is not an exported folder (<run>/model) to store them in")
+    data = json.loads(config.read_text(encoding="utf-8"))
+    data["lit_ner_calibration"] = {"temperature": temperature,
+                                   "thresholds": {t: best["threshold"] for t, best in thresholds.items()}}  # fmt: skip
+    partial = config.with_name(".config.json.partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    partial.replace(config)
+    return config
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
 def model_override(arg: str) -> str:

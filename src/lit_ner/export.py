@@ -96,12 +96,15 @@ def export_model(
     meta: Mapping[str, Any],
     name: str | None = None,
     command: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
     config.json."""
     # how sentences were read in training (rows, windows, context, pre-tokenizer) travels in config.json, where every
     # later reading finds it (transformers keeps unknown config keys as attributes, and pipeline ignores them)
     module.model.config.lit_ner_data = Reading.of(data).record()
+    if calibration:  # the temperature fitted on validation (lit_ner.inference.Calibration)
+        module.model.config.lit_ner_calibration = dict(calibration)
     # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
     partial = folder.with_name(folder.name + ".partial")
     needed = sum(p.numel() * p.element_size() for p in module.model.state_dict().values())

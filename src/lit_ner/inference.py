@@ -3,7 +3,7 @@ words -> the rows training encodes (windows, document context) -> a runner's log
 entities by the span decoding of `data.schemes`. What evaluate scores is what predict and the service return."""
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -53,6 +53,9 @@ def trained_reading(config: Any) -> Reading:
     return Reading.of(recorded)
 
 
+Thresholds = float | dict[str, float] | None  # the lowest entity score kept: one for all types, or per type
+
+
 @dataclass
 class WordTags:
     """A sentence as the model reads it: one tag, its probability, and the label probabilities, a word."""
@@ -60,11 +63,52 @@ class WordTags:
     tags: list[str]
     scores: np.ndarray  # (words,): the probability of each word's tag
     probabilities: np.ndarray  # (words, labels)
+    logits: np.ndarray | None = None  # (words, labels): each word's first sub-token logits (aggregation "first")
 
     def entities(self) -> list[tuple[str, int, int, float]]:
         """(type, first word, end word (exclusive), score) of each entity, decoded as seqeval's default mode reads
         the tags; the score is the mean of its words' tag probabilities."""
         return [(t, s, e, float(self.scores[s:e].mean())) for t, s, e in entity_spans(self.tags)]
+
+    def kept(self, thresholds: Thresholds) -> "WordTags":
+        """The tags with every entity scoring below its type's threshold read as O (no entity)."""
+        if not thresholds:
+            return self
+        tags = list(self.tags)
+        for type_, start, end, score in self.entities():
+            if score < (thresholds.get(type_, 0.0) if isinstance(thresholds, dict) else thresholds):
+                tags[start:end] = ["O"] * (end - start)
+        return WordTags(tags, self.scores, self.probabilities, self.logits)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What scores mean, recorded in the export (`lit_ner_calibration`): the temperature the logits are divided by
+    before the softmax (fitted on validation at the end of training) and the entity score thresholds chosen by
+    `lit_ner.evaluate save_thresholds=true` (none: every entity is kept)."""
+
+    temperature: float = 1.0
+    thresholds: dict[str, float] | None = None
+
+    @classmethod
+    def of(cls, config: Any) -> "Calibration":
+        recorded = getattr(config, "lit_ner_calibration", None) or {}
+        return cls(float(recorded.get("temperature") or 1.0), recorded.get("thresholds") or None)
+
+
+def parse_thresholds(value: Any) -> Thresholds:
+    """The `min_score=` of predict, serve and evaluate: `0.5` (every type), `PER:0.6,LOC:0.4` or a mapping (per
+    type; the other types keep every entity); None: not given."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, Mapping):
+            return {str(t): float(v) for t, v in value.items()}
+        if isinstance(value, str) and ":" in value:
+            return {t.strip(): float(v) for t, v in (pair.split(":") for pair in value.split(","))}
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"min_score={value}: give a score (0.5) or scores by type (PER:0.6,LOC:0.4)") from None
 
 
 class TorchRunner:
@@ -111,14 +155,17 @@ class WordTagger:
         batch_size: int = 64,
         aggregation: str = "first",
         temperature: float = 1.0,
+        thresholds: Thresholds = None,
     ) -> None:
+        """`temperature` divides the logits before the softmax (scores only: the tags of "first" are the logits'
+        arg-max); `thresholds`: entities scoring below them read as O."""
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation={aggregation}: choose one of {', '.join(AGGREGATIONS)}")
         if reading.pretokenizer not in PRETOKENIZERS:
             raise ConfigError(f"data.pretokenizer={reading.pretokenizer!r}: choose {'|'.join(PRETOKENIZERS)}")
         self.runner, self.tokenizer, self.labels = runner, tokenizer, list(labels)
         self.reading, self.batch_size, self.aggregation = reading, batch_size, aggregation
-        self.temperature = temperature
+        self.temperature, self.thresholds = temperature, thresholds
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def __call__(
@@ -144,7 +191,7 @@ class WordTagger:
             for batch in batches:
                 self._read([rows[i] for i in batch], probabilities)
                 bar.update(len({owners[i] for i in batch}))
-        return [self._tags(p) for p in probabilities]
+        return [self._tags(p).kept(self.thresholds) for p in probabilities]
 
     def _read(self, rows: list[tuple[int, Any]], out: list[np.ndarray]) -> None:
         """Run one batch and write each scored word's reading into `out[sentence][word]`: the logits of its first
@@ -187,7 +234,8 @@ class WordTagger:
         """Tags from `_read`'s output: with `first`, the arg-max of the logits (as training's metric reads them)."""
         probabilities = softmax(read / self.temperature) if self.aggregation == "first" else read
         best = (read if self.aggregation == "first" else probabilities).argmax(-1)
-        return WordTags([self.labels[i] for i in best], probabilities[np.arange(len(best)), best], probabilities)
+        logits = read if self.aggregation == "first" else None
+        return WordTags([self.labels[i] for i in best], probabilities[np.arange(len(best)), best], probabilities, logits)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,156 +1,24 @@
-"""Tag new text with an exported model: `NerPredictor`, and `python -m lit_ner.predict model=<folder> text="..."`.
-Every reading goes through `lit_ner.inference`, the path evaluate scores: the same rows, the same word tags."""
+"""`python -m lit_ner.predict model=<folder> (text="..." | input=<file>)`: tag texts, JSON lines or CoNLL files
+with an exported model through `NerPredictor` (lit_ner.predictor), the reading evaluate scores."""
 
 import json
 import sys
 from collections.abc import Sequence
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import AutoConfig, AutoModelForTokenClassification, PretrainedConfig, PreTrainedTokenizerBase
-
-from lit_ner.data.encode import load_tokenizer, position_limit  # transformers only: no Lightning, no Hydra
 from lit_ner.data.formats import conll_lines
-from lit_ner.data.words import pretokenizer
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
-from lit_ner.inference import AGGREGATIONS, Reading, Runner, TorchRunner, WordTagger, WordTags, trained_reading
-from lit_ner.models import local_or_hub
-
-EXPORTED = "Give the folder lit_ner.train exported: <run_dir>/model (config.json, model.safetensors, tokenizer files)."
-Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
-
-
-def word_starts(words: Sequence[str]) -> list[int]:
-    """Where each word starts in `" ".join(words)`."""
-    return list(accumulate((len(word) + 1 for word in words[:-1]), initial=0))
-
-
-def checked_reading(reading: Reading, config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> Reading:
-    """`reading` if a row of its max_length fits the model and leaves room for text; else a ConfigError."""
-    limit = position_limit(config)
-    if limit and reading.max_length > limit:  # positions past the limit would index outside the embeddings
-        raise ConfigError(f"max_length={reading.max_length}: above the {limit} positions the model reads; give less")
-    if reading.max_length - tokenizer.num_special_tokens_to_add() < 1:
-        raise ConfigError(
-            f"max_length={reading.max_length}: leaves no room for text beside the model's "
-            f"{tokenizer.num_special_tokens_to_add()} special tokens"
-        )
-    return reading
-
-
-class NerPredictor:
-    """Entities of raw texts (`predictor(texts)`) or of pre-split words (`predictor.words(sentences)`), read as
-    `lit_ner.evaluate` reads them (`lit_ner.inference`)."""
-
-    def __init__(
-        self,
-        runner: Runner,
-        tokenizer: PreTrainedTokenizerBase,
-        config: PretrainedConfig,
-        aggregation_strategy: str = "first",
-        batch_size: int = 64,
-        reading: Reading | None = None,
-    ) -> None:
-        """`runner`: what computes the logits (`TorchRunner`, `OnnxTokenClassifier`); `config`: the model's, for its
-        labels and, unless `reading` is given, the reading its training recorded."""
-        if aggregation_strategy not in AGGREGATIONS:
-            raise ConfigError(f"aggregation={aggregation_strategy}: choose one of {', '.join(AGGREGATIONS)}")
-        self.runner, self.tokenizer, self.config, self.batch_size = runner, tokenizer, config, batch_size
-        self.reading = checked_reading(reading or trained_reading(config), config, tokenizer)
-        self.split = pretokenizer(self.reading.pretokenizer)
-        labels = [config.id2label[i] for i in range(len(config.id2label))]
-        self.tagger = WordTagger(runner, tokenizer, labels, self.reading, batch_size, aggregation_strategy)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        folder: str | Path,
-        aggregation_strategy: str = "first",
-        max_length: int | None = None,
-        window_context: int | None = None,
-        batch_size: int = 64,
-        device: str | None = None,
-        backend: str = "torch",
-        quantize: str | None = None,
-        compile: bool = False,
-    ) -> "NerPredictor":
-        """Load a folder written by `lit_ner.export.export_model` (or any token-classification model: a folder, or
-        a Hub name when the Hub is reachable); weights from safetensors only. `backend="onnx"` runs the folder's
-        ONNX model (`quantize="int8"`: its int8 one) in ONNX Runtime on the CPU (`lit_ner.export_onnx`).
-        `max_length`/`window_context` replace the export's recorded reading (rows and windows)."""
-        if backend not in ("torch", "onnx") or (quantize is not None and backend != "onnx"):
-            raise ConfigError(f"backend={backend}, quantize={quantize}: backend is torch or onnx; int8 needs onnx")
-        if compile and backend != "torch":
-            raise ConfigError("compile=true compiles the torch model: not with backend=onnx")
-        source = local_or_hub(str(folder), "model", EXPORTED)
-        try:
-            if backend == "onnx":
-                from lit_ner.export_onnx import OnnxTokenClassifier
-
-                config = AutoConfig.from_pretrained(source)
-                runner: Runner = OnnxTokenClassifier(Path(source), quantize)
-            else:
-                device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-                model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True).to(device)
-                config, runner = model.config, TorchRunner(model, compile)
-        except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ConfigError(f"model={folder}: cannot load a model from it ({reason}). {EXPORTED}") from None
-        tokenizer = load_tokenizer(source)  # stops on missing tokenizer files rather than tagging every word [UNK]
-        given = {"max_length": max_length, "window_context": window_context}
-        reading = Reading.of(trained_reading(config).record() | {k: v for k, v in given.items() if v is not None})
-        return cls(runner, tokenizer, config, aggregation_strategy, batch_size, reading)
-
-    def __call__(self, texts: str | Sequence[str], progress: bool = False) -> list[Entity] | list[list[Entity]]:
-        """The entities of one text, or of each text; `text[start:end] == entity["text"]`. A text is split into
-        words by the export's pre-tokenizer (data.pretokenizer) and read as one sentence (in windows when long)."""
-        docs = [texts] if isinstance(texts, str) else list(texts)
-        split = [self.split(text) for text in docs]
-        tagged = self.tagger([[w for w, _, _ in words] for words in split], progress=progress)
-        found = [entities(text, [(s, e) for _, s, e in words], t) for text, words, t in zip(docs, split, tagged)]
-        return found[0] if isinstance(texts, str) else found
-
-    def words(
-        self, sentences: Sequence[Sequence[str]], progress: bool = False, documents: Sequence[Any] | None = None
-    ) -> list[list[Entity]]:
-        """Entities of pre-split sentences: offsets index `" ".join(words)`; words [word_start, word_end) hold them.
-
-        `documents` (one id a sentence; adjacent sentences with the same id form a document): for a model trained
-        with data.context=document, each sentence is read with its document neighbours, as training read it.
-        """
-        return [entities(" ".join(words), spans(words), tags) for words, tags in
-                zip(sentences, self.word_tags(sentences, progress, documents))]  # fmt: skip
-
-    def word_tags(
-        self, sentences: Sequence[Sequence[str]], progress: bool = False, documents: Sequence[Any] | None = None
-    ) -> list[WordTags]:
-        """Each word's tag and score (what `words` turns into entities, and what evaluate scores)."""
-        return self.tagger([list(words) for words in sentences], documents, progress)
-
-
-def spans(words: Sequence[str]) -> list[tuple[int, int]]:
-    """(start, end) of each word in `" ".join(words)`."""
-    return [(start, start + len(word)) for word, start in zip(words, word_starts(words))]
-
-
-def entities(text: str, offsets: Sequence[tuple[int, int]], tagged: WordTags) -> list[Entity]:
-    """The entities of a sentence's word tags, with character offsets into `text` (`offsets`: each word's)."""
-    return [
-        {"text": text[offsets[first][0] : offsets[end - 1][1]], "type": type_, "start": offsets[first][0],
-         "end": offsets[end - 1][1], "score": score, "word_start": first, "word_end": end}
-        for type_, first, end, score in tagged.entities()
-    ]  # fmt: skip
-
+from lit_ner.inference import parse_thresholds
+from lit_ner.predictor import NerPredictor, word_starts  # noqa: F401  (NerPredictor is imported from here too)
 
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=first|average|max] [batch_size=64] [device=cpu|cuda] [max_length=N] [window_context=N] "
-    "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll]"
+    "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll] [min_score=0.5|PER:0.6,LOC:0.4]"
 )
 OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "window_context",
-           "backend", "quantize", "compile", "format"}  # fmt: skip
+           "backend", "quantize", "compile", "format", "min_score"}  # fmt: skip
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -249,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args["model"], args.get("aggregation", "first"), whole_number(args, "max_length"),
             whole_number(args, "window_context", minimum=0), whole_number(args, "batch_size") or 64, args.get("device"),
             args.get("backend", "torch"), args.get("quantize"), bool(true_or_false(args, "compile")),
+            parse_thresholds(args.get("min_score")),
         )  # fmt: skip
         progress = "input" in args
         if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag

@@ -135,6 +135,11 @@ document.getElementById("ask").onsubmit = async event => {
     status.textContent = "the service did not answer: " + error.message;
   }
 };
+const given = new URLSearchParams(location.hash.slice(1)).get("text");  // /#text=... opens with that text tagged
+if (given) {
+  document.getElementById("text").value = given;
+  document.getElementById("ask").requestSubmit();
+}
 """
 
 

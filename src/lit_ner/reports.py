@@ -79,6 +79,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         "Pairs by exact span, then by most shared words; "
         f"{overlapping} {'pair overlaps' if overlapping == 1 else 'pairs overlap'} without the same span.",
         "",
+        *beyond_exact_match(report),
         f"## The {len(report['worst'])} sentences with the most errors",
         "",
     ]
@@ -86,3 +87,40 @@ def markdown_report(report: dict[str, Any]) -> str:
         lines += [f"- sentence {s['sentence']}, {s['errors']} errors", f"  - gold: {s['gold']}"]
         lines.append(f"  - pred: {s['predicted']}")
     return "\n".join(lines) + "\n"
+
+
+def beyond_exact_match(report: dict[str, Any]) -> list[str]:
+    """The report's SemEval-2013 schemes, kinds of error, confidence intervals and calibration, as markdown lines."""
+    lines: list[str] = []
+    if "bootstrap" in report:
+        lines += ["## 95 % confidence intervals of F1 (bootstrap over sentences)", "",
+                  "| type | F1 | low | high |", "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {t} | {b['f1']:.4f} | {b['low']:.4f} | {b['high']:.4f} |" for t, b in report["bootstrap"].items()]
+        lines.append("")
+    if "semeval" in report:
+        head = ("correct", "incorrect", "partial", "missed", "spurious", "precision", "recall", "f1")
+        lines += ["## SemEval-2013 schemes (as nervaluate defines them)", "",
+                  "| scheme | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]  # fmt: skip
+        for scheme, row in report["semeval"]["overall"].items():
+            cells = [f"{row[k]:.4f}" if isinstance(row[k], float) else str(row[k]) for k in head]
+            lines.append(f"| {scheme} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "error_kinds" in report:
+        kinds = list(report["error_kinds"]["overall"])
+        lines += ["## Wrong entities by kind", "", "| type | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+        for name, row in [*report["error_kinds"]["by_type"].items(), ("all", report["error_kinds"]["overall"])]:
+            lines.append(f"| {name} | " + " | ".join(str(row[k]) for k in kinds) + " |")
+        lines.append("")
+    calibration = report.get("calibration")
+    if calibration and calibration.get("ece_before") is not None:
+        evaluated = calibration["evaluated"]
+        lines += ["## Calibration of entity scores", "",
+                  f"Expected calibration error ({calibration['bins']} bins) of the predicted entities' scores against "
+                  f"whether they are right, on {calibration['measured_on']}: {calibration['ece_before']:.4f} with the "
+                  f"raw softmax, {calibration['ece_after']:.4f} after temperature scaling. The temperature fitted on "
+                  f"all of validation: {calibration['temperature']:.3f}; on {report['split']} "
+                  f"({evaluated['entities']} entities) it moves the error from {evaluated['ece_before'] or 0:.4f} to "
+                  f"{evaluated['ece_after'] or 0:.4f}. Best score threshold per type on validation: "
+                  + ", ".join(f"{t} {b['threshold']:.3f} (F1 {b['f1']:.4f})" for t, b in calibration["thresholds"].items()),
+                  ""]  # fmt: skip
+    return lines

@@ -1,5 +1,6 @@
 """`python -m lit_ner.serve model=<export> [port=8000] [workers=1] [max_batch_size=32] [batch_timeout=0.01]
-[max_chars=100000] [backend=torch|onnx] [quantize=int8]`: the exported model as an HTTP service on LitServe.
+[max_chars=100000] [backend=torch|onnx] [quantize=int8] [min_score=...]`: the exported model as an HTTP service on
+LitServe; `GET /` is a page to try it in a browser.
 
 POST /predict with a JSON object: `{"text": "..."}`, `{"texts": ["...", ...]}` or `{"tokens": ["word", ...]}`; the
 answer is `{"entities": [...]}` (a list of lists for `texts`), the entities `lit_ner.predict` gives. Requests that
@@ -17,16 +18,19 @@ from typing import Any
 import litserve as ls
 import torch
 from fastapi import HTTPException
+from fastapi.responses import HTMLResponse
 
 from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.inference import parse_thresholds
 from lit_ner.predict import NerPredictor
+from lit_ner.report_html import service_page
 
 USAGE = (
     "usage: python -m lit_ner.serve model=<export folder> [port=8000] [workers=1] [max_batch_size=32] "
-    "[batch_timeout=0.01] [max_chars=100000] [backend=torch|onnx] [quantize=int8]"
+    "[batch_timeout=0.01] [max_chars=100000] [backend=torch|onnx] [quantize=int8] [min_score=0.5|PER:0.6,LOC:0.4]"
 )
 DEFAULTS = {"port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01", "max_chars": "100000",
-            "backend": "torch", "quantize": ""}  # fmt: skip
+            "backend": "torch", "quantize": "", "min_score": ""}  # fmt: skip
 FIELDS = ("text", "texts", "tokens")
 
 
@@ -52,17 +56,19 @@ class NerAPI(ls.LitAPI):
     """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each."""
 
     def __init__(
-        self, folder: str, backend: str, quantize: str | None, max_chars: int, threads: int, **batching: Any
+        self, folder: str, backend: str, quantize: str | None, max_chars: int, threads: int, min_score: Any = None,
+        **batching: Any,
     ) -> None:
         super().__init__(**batching)
         self.folder, self.backend, self.quantize, self.max_chars = folder, backend, quantize, max_chars
+        self.min_score = min_score
         self.threads = threads  # CPU threads of this worker (torch's, and ONNX Runtime's, which reads torch's)
 
     def setup(self, device: str) -> None:
         device = "cpu" if self.backend == "onnx" else device
         torch.set_num_threads(self.threads)
         self.predictor = NerPredictor.from_pretrained(
-            self.folder, device=device, backend=self.backend, quantize=self.quantize
+            self.folder, device=device, backend=self.backend, quantize=self.quantize, min_score=self.min_score
         )
 
     def decode_request(self, request: dict) -> tuple[str, Any]:  # dict: LitServe reads a JSON object body
@@ -109,21 +115,30 @@ def parse(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
+def with_page(server: ls.LitServer, title: str) -> None:
+    """`GET /` answers a page with a text box whose entities are marked (through POST /predict), in place of
+    LitServe's plain "litserve running"."""
+    page = service_page(title)
+    server.app.router.routes = [r for r in server.app.router.routes if getattr(r, "path", None) != "/"]
+    server.app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], include_in_schema=False)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         args = parse(sys.argv[1:] if argv is None else argv)
-        quantize = args["quantize"] or None
+        quantize, thresholds = args["quantize"] or None, parse_thresholds(args["min_score"] or None)
         # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
         NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
         threads = max(1, torch.get_num_threads() // int(args["workers"]))
         api = NerAPI(
             str(Path(args["model"]).expanduser()), args["backend"], quantize, int(args["max_chars"]), threads,
-            max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
+            thresholds, max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
         )  # fmt: skip
     # fast_queue: LitServe's ZeroMQ transport between the HTTP server and the workers (pyzmq comes with litserve);
     # 131.6 against 128.9 sentences/s with its default queues at 32 clients in one paired run here, within noise
     server = ls.LitServer(api, accelerator="cpu" if args["backend"] == "onnx" else "auto",
                           workers_per_device=int(args["workers"]), fast_queue=True)  # fmt: skip
+    with_page(server, f"lit_ner: {Path(args['model']).expanduser().resolve().parent.name}")
     server.run(port=int(args["port"]), generate_client_file=False)
 
 
