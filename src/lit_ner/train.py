@@ -44,9 +44,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
+    configured = {name: build(c) for name, c in cfg.get("callbacks", {}).items()}
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[build(c) for c in cfg.get("callbacks", {}).values()] + list(callbacks),
+        callbacks=list(configured.values()) + list(callbacks),
         logger=build_loggers(cfg, run_dir, resuming=resume is not None) or False,
     )
     if trainer.is_global_zero:  # MLflow / W&B run ids, so that a resume continues the same tracker runs
@@ -62,7 +63,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     model = build(cfg.model, labels=datamodule.labels, _convert_="all")
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
-    checkpoint = trainer.checkpoint_callback
+    checkpoint = configured.get("model_checkpoint")  # best.ckpt (callbacks/default.yaml)
     best_path = checkpoint.best_model_path if checkpoint else ""
     scores = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test and datamodule.datasets.get("test") is not None:
