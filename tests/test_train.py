@@ -315,7 +315,7 @@ def test_a_sweep_on_another_launcher_is_summarised_in_one_table(launcher: str, t
 
 
 @pytest.mark.slow
-def test_optuna_sweeper_maximises_the_returned_best_val_f1(tiny_model: Path, tmp_path: Path) -> None:
+def test_optuna_sweeper_maximises_the_returned_best_score(tiny_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
     sweep = tmp_path / "sweep"
     command = [
