@@ -66,7 +66,7 @@ class ExactResume(Callback):
             )
         skip = getattr(trainer.datamodule, "skip", None)
         if skip is None:
-            raise ConfigError("resuming needs a DataModule that can skip the batches already trained on (NerDataModule)")
+            raise ConfigError("a resume needs a DataModule that can skip the batches trained on (NerDataModule)")
         skip(position["epoch"], position["batches"])
         self.batches = position["batches"]
         # Lightning warns that a resume inside an epoch replays it unless the train loader is "stateful": one with a
@@ -79,7 +79,9 @@ class ExactResume(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.since = time.monotonic()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.speak()
         # batch_idx counts from the epoch's start on a resumed run too: Lightning restores its batch progress
         seed = ((pl_module.hparams.seed * 1_000_003 + trainer.current_epoch) * 1_000_003 + batch_idx) * 101
