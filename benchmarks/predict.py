@@ -22,7 +22,7 @@ from seqeval.metrics import f1_score
 
 from lit_ner.data.formats import conll_lines
 from lit_ner.data.schemes import entity_spans
-from lit_ner.predict import NerPredictor, word_starts
+from lit_ner.predictor import NerPredictor, word_starts
 
 
 def test_sentences(path: Path, limit: int) -> tuple[list[list[str]], list[list[str]]]:

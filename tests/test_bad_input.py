@@ -220,12 +220,6 @@ def ckpt_of_another_kind(tmp: Path, tiny: Path):
     return [f"ckpt_path={run}"], ["ckpt_path=", "not a lit_ner training checkpoint", "model.model_name_or_path="]
 
 
-def ckpt_with_old_key_names(tmp: Path, tiny: Path):  # saved when data.window_context was called stride: still compared
-    saved = {"state_dict": {}, "hyper_parameters": {"labels": ["O"]}, "datamodule_hyper_parameters": {"stride": 5}}
-    run = checkpoint(tmp, saved)
-    return [f"ckpt_path={run}"], ["trained with other settings", "data.window_context=", "(the checkpoint has 5)"]
-
-
 def ckpt_with_other_labels(tmp: Path, tiny: Path):
     run = checkpoint(tmp, {"state_dict": {}, "hyper_parameters": {"labels": ["O", "B-PER", "I-PER"]}})
     return [f"ckpt_path={run}"], ["trained with labels ['O', 'B-PER', 'I-PER']", "label_mismatch=reinit"]
@@ -248,7 +242,7 @@ CONFIG_ERRORS: list[Case] = [
     data_path_missing, unknown_scheme, slow_tokenizer, model_folder_without_tokenizer,
     missing_model_folder, missing_relative_model_folder, max_length_above_positions, run_dir_under_a_file,
     run_dir_read_only, ckpt_path_missing, ckpt_truncated,
-    ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind, ckpt_with_old_key_names,
+    ckpt_bytes_damaged, ckpt_not_a_checkpoint, ckpt_with_pickled_code, ckpt_of_another_kind,
 ]  # fmt: skip
 # found once the data is read and encoded: the cache entry is complete (and reused by the corrected run)
 AFTER_ENCODING: list[Case] = [ckpt_with_other_labels, freeze_more_layers_than_exist, label_mismatch_value]
@@ -371,7 +365,7 @@ def test_offline_training_opens_no_connection(
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     result = train(make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=1", size=80))
     assert attempts == []
-    assert result["best_val_f1"] is not None and (tmp_path / "run" / "model" / "config.json").exists()
+    assert result["best"]["value"] is not None and (tmp_path / "run" / "model" / "config.json").exists()
 
 
 def test_missing_packaged_encoder_says_how_to_install_it() -> None:

@@ -328,3 +328,42 @@ def test_input_must_be_json_lines_and_may_open_with_a_byte_order_mark(model_fold
     array.write_text(json.dumps({"text": SENTENCES[0]}) + "\n", encoding="utf-8-sig")  # as Windows Notepad saves
     main([f"model={model_folder}", f"input={array}"])
     assert json.loads(capsys.readouterr().out)["text"] == SENTENCES[0]
+
+
+def test_label_studio_tasks_come_back_pre_annotated_least_sure_first(model_folder: Path, tmp_path: Path) -> None:
+    from lit_ner.data.sources import load_ner_dataset
+
+    tasks = [{"id": i, "data": {"text": text}} for i, text in enumerate(SENTENCES[:8])]
+    (tmp_path / "tasks.json").write_text(json.dumps(tasks, ensure_ascii=False))
+    out = tmp_path / "pre.json"
+    main([f"model={model_folder}", f"input={tmp_path / 'tasks.json'}", "format=label-studio", "sort=uncertainty",
+          f"output={out}"])  # fmt: skip
+    written = json.loads(out.read_text())
+    assert sorted(t["id"] for t in written) == list(range(8))
+    scores = [t["predictions"][0]["score"] for t in written]
+    assert scores == sorted(scores)  # Label Studio's uncertainty sampling serves the lowest score first
+    predictor = NerPredictor.from_pretrained(model_folder, device="cpu")
+    for task in written:
+        prediction = task["predictions"][0]
+        assert prediction["model_version"].startswith(model_folder.parent.name)
+        expected = predictor(task["data"]["text"])
+        assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in prediction["result"]] == [
+            (e["start"], e["end"], [e["type"]]) for e in expected
+        ]
+        assert all(r["from_name"] == "label" and r["to_name"] == "text" and r["type"] == "labels"
+                   for r in prediction["result"])  # fmt: skip
+    assert any(t["predictions"][0]["result"] for t in written)
+    # accepted as they are, the pre-annotations are training data, and the doccano lines too
+    accepted = [t | {"annotations": [{"id": 1, "result": t["predictions"][0]["result"]}]} for t in written]
+    folder = tmp_path / "accepted"
+    folder.mkdir()
+    (folder / "train.json").write_text(json.dumps(accepted, ensure_ascii=False))
+    read = load_ner_dataset(path=str(folder))
+    assert sum(len(tags) for tags in read["train"]["tags"]) + sum(len(t) for t in read["validation"]["tags"]) > 0
+    main([f"model={model_folder}", f"input={tmp_path / 'tasks.json'}", "format=doccano",
+          f"output={tmp_path / 'pre.jsonl'}"])  # fmt: skip
+    lines = [json.loads(line) for line in (tmp_path / "pre.jsonl").read_text().splitlines()]
+    assert [line["text"] for line in lines] == SENTENCES[:8]
+    assert [[tuple(x) for x in line["label"]] for line in lines] == [
+        [(e["start"], e["end"], e["type"]) for e in found] for found in predictor(SENTENCES[:8])
+    ]

@@ -13,7 +13,6 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from lit_ner.data.datamodule import RENAMED
 from lit_ner.errors import ConfigError, space_for
 from lit_ner.module import TRAINER_KEY
 
@@ -139,8 +138,7 @@ def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path)
     differ = []
     for group, saved in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
         now = OmegaConf.to_container(cfg[group], resolve=True)
-        for saved_key, shown in checkpoint.get(saved, {}).items():
-            key = RENAMED.get(saved_key, saved_key) if group == "data" else saved_key  # an older checkpoint's name
+        for key, shown in checkpoint.get(saved, {}).items():
             if key in RESUME_FREE or key not in now:
                 continue
             then, value = shown, now[key]

@@ -313,7 +313,9 @@ def save_calibration(name: str, temperature: float, thresholds: dict[str, dict[s
     the service and evaluate read them; written beside it and renamed, so a failure leaves the old file whole."""
     config = Path(name).expanduser() / "config.json"
     if Path(name).suffix == ".ckpt" or not config.is_file():
-        raise ConfigError(f"save_thresholds=true: model={name} is not an exported folder (<run>/model) to store them in")
+        raise ConfigError(
+            f"save_thresholds=true: model={name} is not an exported folder (<run>/model) to store them in"
+        )
     data = json.loads(config.read_text(encoding="utf-8"))
     data["lit_ner_calibration"] = {"temperature": temperature,
                                    "thresholds": {t: best["threshold"] for t, best in thresholds.items()}}  # fmt: skip

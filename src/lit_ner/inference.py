@@ -139,7 +139,8 @@ class TorchRunner:
         return torch._inductor.config.patch(freezing=True)
 
 
-Runner = Callable[[torch.Tensor, torch.Tensor], np.ndarray]  # (input_ids, attention_mask) -> logits (rows, tokens, labels)
+# (input_ids, attention_mask) -> logits (rows, tokens, labels)
+Runner = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 
 
 class WordTagger:
@@ -235,7 +236,8 @@ class WordTagger:
         probabilities = softmax(read / self.temperature) if self.aggregation == "first" else read
         best = (read if self.aggregation == "first" else probabilities).argmax(-1)
         logits = read if self.aggregation == "first" else None
-        return WordTags([self.labels[i] for i in best], probabilities[np.arange(len(best)), best], probabilities, logits)
+        scores = probabilities[np.arange(len(best)), best]
+        return WordTags([self.labels[i] for i in best], scores, probabilities, logits)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

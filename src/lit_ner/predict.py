@@ -3,6 +3,7 @@ with an exported model through `NerPredictor` (lit_ner.predictor), the reading e
 
 import json
 import sys
+from datetime import datetime, timezone
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,13 @@ from lit_ner.predictor import NerPredictor, word_starts  # noqa: F401  (NerPredi
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=first|average|max] [batch_size=64] [device=cpu|cuda] [max_length=N] [window_context=N] "
-    "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll] [min_score=0.5|PER:0.6,LOC:0.4]"
+    "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll|label-studio|doccano] "
+    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty] [text_field=text] [from_name=label] [to_name=text]"
 )
 OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "window_context",
-           "backend", "quantize", "compile", "format", "min_score"}  # fmt: skip
+           "backend", "quantize", "compile", "format", "min_score", "sort", "text_field", "from_name",
+           "to_name"}  # fmt: skip
+TASK_FORMATS = ("label-studio", "doccano")  # annotation-tool tasks in, pre-annotations out
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -85,6 +89,32 @@ def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
     return "".join(line + "\n" for line in out)
 
 
+def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
+    """The input's tasks with the model's entities: Label Studio tasks, each with a `predictions` entry (its
+    `model_version` the export's run and date, its `score` the model's confidence: lower is more worth labelling),
+    or doccano JSON lines; with sort=uncertainty the least sure first."""
+    from lit_ner.data.preannotations import (
+        doccano_records, label_studio_predictions, read_tasks, sort_by_uncertainty, task_score,
+    )
+
+    tasks = read_tasks(Path(args["input"]), args.get("text_field"))
+    read = predictor.texts([task.text for task in tasks], progress=True)
+    found = [entities for entities, _ in read]
+    confidences = [float(tags.scores.min()) if len(tags.scores) else None for _, tags in read]
+    if args["format"] == "doccano":
+        records = doccano_records(tasks, found)
+        if args.get("sort"):
+            order = sorted(range(len(tasks)), key=lambda i: task_score(found[i], confidences[i]))
+            records = [records[i] for i in order]
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    folder = Path(args["model"]).expanduser().resolve()
+    stamp = datetime.fromtimestamp((folder / "config.json").stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+    version = f"{folder.parent.name if folder.name == 'model' else folder.name} {stamp}"
+    labelled = label_studio_predictions(tasks, found, version, confidences, args.get("from_name", "label"),
+                                        args.get("to_name", "text"))  # fmt: skip
+    return json.dumps(sort_by_uncertainty(labelled) if args.get("sort") else labelled, ensure_ascii=False, indent=1)
+
+
 def write_text(text: str, output: str | None) -> None:
     """To standard output, or to a file written under a temporary name first: an error leaves no partial output."""
     if output is None:
@@ -109,10 +139,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m lit_ner.predict` and `lit-ner-predict`."""
     with reported():
         args = parse_args(sys.argv[1:] if argv is None else argv)
-        if args.get("format", "conll") != "conll":
-            raise ConfigError(f"format={args['format']}: the one format to name is conll (others go by the suffix)")
+        if args.get("format", "conll") not in ("conll", *TASK_FORMATS):
+            raise ConfigError(f"format={args['format']}: conll, label-studio or doccano (others go by the suffix)")
+        if args.get("format") in TASK_FORMATS and "input" not in args:
+            raise ConfigError(f"format={args['format']} reads tasks from a file: give input=<tasks.json>")
+        if "sort" in args and (args["sort"] != "uncertainty" or args.get("format") not in TASK_FORMATS):
+            raise ConfigError(f"sort={args['sort']}: sort=uncertainty orders label-studio or doccano tasks")
         conll = "input" in args and (args.get("format") == "conll" or Path(args["input"]).suffix == ".conll")
-        records = [] if conll else [{"text": args["text"]}] if "text" in args else read_documents(Path(args["input"]))
+        tasks = args.get("format") in TASK_FORMATS
+        records = [{"text": args["text"]}] if "text" in args else []
+        if not (conll or tasks or records):
+            records = read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "first"), whole_number(args, "max_length"),
             whole_number(args, "window_context", minimum=0), whole_number(args, "batch_size") or 64, args.get("device"),
@@ -120,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             parse_thresholds(args.get("min_score")),
         )  # fmt: skip
         progress = "input" in args
+        if tasks:  # tasks of an annotation tool, written back with the predictions
+            write_text(pre_annotations(predictor, args), args.get("output"))
+            return
         if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag
             write_text(tag_conll(predictor, Path(args["input"]), progress), args.get("output"))
             return

@@ -114,10 +114,15 @@ class NerPredictor:
         """The entities of one text, or of each text; `text[start:end] == entity["text"]`. A text is split into
         words by the export's pre-tokenizer (data.pretokenizer) and read as one sentence (in windows when long)."""
         docs = [texts] if isinstance(texts, str) else list(texts)
-        split = [self.split(text) for text in docs]
-        tagged = self.tagger([[w for w, _, _ in words] for words in split], progress=progress)
-        found = [entities(text, [(s, e) for _, s, e in words], t) for text, words, t in zip(docs, split, tagged)]
+        found = [found for found, _ in self.texts(docs, progress)]
         return found[0] if isinstance(texts, str) else found
+
+    def texts(self, texts: Sequence[str], progress: bool = False) -> list[tuple[list[Entity], WordTags]]:
+        """Each text's entities (as `__call__` gives them) with its word tags (their scores: how sure the model is
+        of every word, entity or not)."""
+        split = [self.split(text) for text in texts]
+        tagged = self.tagger([[w for w, _, _ in words] for words in split], progress=progress)
+        return [(entities(text, [(s, e) for _, s, e in words], t), t) for text, words, t in zip(texts, split, tagged)]
 
     def words(
         self, sentences: Sequence[Sequence[str]], progress: bool = False, documents: Sequence[Any] | None = None

@@ -107,7 +107,8 @@ def beyond_exact_match(report: dict[str, Any]) -> list[str]:
         lines.append("")
     if "error_kinds" in report:
         kinds = list(report["error_kinds"]["overall"])
-        lines += ["## Wrong entities by kind", "", "| type | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
+        lines += ["## Wrong entities by kind", "", "| type | " + " | ".join(kinds) + " |"]
+        lines.append("|---" * (len(kinds) + 1) + "|")
         for name, row in [*report["error_kinds"]["by_type"].items(), ("all", report["error_kinds"]["overall"])]:
             lines.append(f"| {name} | " + " | ".join(str(row[k]) for k in kinds) + " |")
         lines.append("")
@@ -121,6 +122,7 @@ def beyond_exact_match(report: dict[str, Any]) -> list[str]:
                   f"all of validation: {calibration['temperature']:.3f}; on {report['split']} "
                   f"({evaluated['entities']} entities) it moves the error from {evaluated['ece_before'] or 0:.4f} to "
                   f"{evaluated['ece_after'] or 0:.4f}. Best score threshold per type on validation: "
-                  + ", ".join(f"{t} {b['threshold']:.3f} (F1 {b['f1']:.4f})" for t, b in calibration["thresholds"].items()),
+                  + ", ".join(f"{t} {b['threshold']:.3f} (F1 {b['f1']:.4f})"
+                              for t, b in calibration["thresholds"].items()),
                   ""]  # fmt: skip
     return lines

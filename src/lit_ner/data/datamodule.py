@@ -32,8 +32,6 @@ SOURCE_KEYS = (
     "validation_fraction", "seed",
 )  # fmt: skip
 CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read with
-# arguments renamed since lit_ner 0.1 (old -> new): a config that still sets the old one stops with the new name
-RENAMED = {"stride": "window_context", "tokenizer": "tokenizer_name_or_path"}
 
 
 def check_plain(raw: DatasetDict, where: str) -> None:
