@@ -1,3 +1,3 @@
 """lit_ner: fine-tune BERT-family encoders for named entity recognition."""
 
-__version__ = "0.1.1"
+__version__ = "0.2.0"
