@@ -169,12 +169,12 @@ def matmul_rate(model: torch.nn.Module, rows: int) -> float:
 def evaluated(model: str, data: list[str], backend: str, quantize: str | None) -> float:
     """Micro F1 of `lit_ner.evaluate model=<model> <data> backend=... [quantize=...]` on the test split."""
     from lit_ner.app import compose_config
-    from lit_ner.evaluate import evaluate, reading_overrides
+    from lit_ner.evaluate import evaluate
 
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):  # its report: not here
         args = [f"model.model_name_or_path={model}", *data, f"backend={backend}", "split=test", f"output_dir={out}"]
         args += [f"quantize={quantize}"] if quantize else []
-        report = evaluate(compose_config("evaluate", args + reading_overrides(args)))
+        report = evaluate(compose_config("evaluate", args))  # it reads as the export was trained
     return report["scores"]["default"]["micro avg"]["f1"]
 
 

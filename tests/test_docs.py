@@ -153,8 +153,8 @@ def code_of(text: str) -> str:
     return "\n".join([*fenced, *re.findall(r"`([^`\n]+)`", rest)])
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_quoted_commands_exist(doc: Path) -> None:
+@pytest.mark.parametrize("doc", [d for d in DOCS if d.name != "CHANGELOG.md"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_quoted_commands_exist(doc: Path) -> None:  # the CHANGELOG also names what no longer exists
     code = code_of(doc.read_text(encoding="utf-8"))
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))

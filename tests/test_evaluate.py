@@ -15,7 +15,9 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
 
 from lit_ner.errors import ConfigError
-from lit_ner.evaluate import checked_scores, confusion, evaluate, load_model, model_override, worst_sentences
+from lit_ner.evaluate import checked_scores, confusion, evaluate, model_override, worst_sentences
+from lit_ner.inference import Reading
+from lit_ner.models import load_for_evaluation
 from lit_ner.metrics import EntityMetric
 from lit_ner.app import compose_config
 from lit_ner.train import train
@@ -66,7 +68,9 @@ def read_conll(path: Path) -> list[list[list[str]]]:
 def test_conll_output_has_every_word_with_its_gold_tag(evaluated, run: Path, tiny_model: Path) -> None:
     report, out = evaluated
     data = eval_cfg(run / "model", out, run.parent / "cache").data
-    datamodule = instantiate(data, tokenizer_name_or_path=str(tiny_model), _convert_="all")
+    # the reading evaluate used: the export's (null in the evaluate config: "as the model was trained")
+    reading = Reading.of(json.loads((run / "model" / "config.json").read_text())["lit_ner_data"]).record()
+    datamodule = instantiate(data, tokenizer_name_or_path=str(tiny_model), **reading, _convert_="all")
     datamodule.prepare_data()
     words = datamodule.cached_words()["test"]
     sentences = read_conll(out / "test.conll")
@@ -198,7 +202,7 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
 
 def test_a_home_relative_export_loads(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(run.parent))
-    model, labels, tokenizer = load_model(f"~/{run.name}/model")  # as typed, unexpanded by the shell
+    model, labels, tokenizer, _ = load_for_evaluation(f"~/{run.name}/model")  # as typed, unexpanded by the shell
     assert model is not None and labels[0] == "O" and tokenizer == str(run / "model")
 
 
@@ -248,7 +252,7 @@ def test_a_checkpoint_that_is_not_one_stops_with_what_is_wrong(tmp_path: Path) -
     cut = tmp_path / "best.ckpt"
     cut.write_bytes(b"PK\x03\x04 cut short")  # a zip's first bytes, no more: a copy interrupted early
     with pytest.raises(ConfigError, match="not a PyTorch checkpoint"):
-        load_model(str(cut))
+        load_for_evaluation(str(cut))
 
 
 # ---- beyond exact match, the HTML report, calibrated scores

@@ -10,7 +10,7 @@ from seqeval.metrics import f1_score
 
 from lit_ner.app import compose_config
 from lit_ner.data.schemes import entity_spans
-from lit_ner.evaluate import evaluate, reading_overrides
+from lit_ner.evaluate import evaluate
 from lit_ner.predict import NerPredictor, main
 from lit_ner.train import train
 
@@ -54,7 +54,7 @@ def evaluated(root: Path, export: Path, out: Path, *overrides: str) -> tuple[dic
     """evaluate's report, and the gold and predicted tags of its prediction file (conll=)."""
     args = [f"model.model_name_or_path={export}", f"output_dir={out}", f"conll={out / 'test.conll'}", "data=local",
             f"data.path={root / 'data'}", f"data.cache_dir={root / 'cache'}", *overrides]  # fmt: skip
-    report = evaluate(compose_config("evaluate", args + reading_overrides(args)))
+    report = evaluate(compose_config("evaluate", args))  # reads as the export was trained
     blocks = (out / "test.conll").read_text().strip("\n").split("\n\n")
     rows = [[line.split(" ") for line in block.splitlines()] for block in blocks]
     return report, [[r[1] for r in row] for row in rows], [[r[2] for r in row] for row in rows]

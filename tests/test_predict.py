@@ -73,8 +73,8 @@ def test_raw_text_is_split_by_the_pretokenizer_and_offsets_index_the_text(model_
 
 def test_the_pretokenizer_is_a_recorded_setting(model_folder: Path) -> None:
     punctuation = NerPredictor.from_pretrained(model_folder, device="cpu")
-    whitespace = NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config,
-                              reading=Reading.of(punctuation.reading.record() | {"pretokenizer": "whitespace"}))  # fmt: skip
+    reading = Reading.of(punctuation.reading.record() | {"pretokenizer": "whitespace"})
+    whitespace = NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config, reading=reading)
     text = "Anna Smith wrote it in 1987."
     assert [w for w, _, _ in punctuation.split(text)][-2:] == ["1987", "."]
     assert [w for w, _, _ in whitespace.split(text)][-1] == "1987."

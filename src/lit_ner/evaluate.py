@@ -11,25 +11,24 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-import transformers
 from omegaconf import DictConfig
+from transformers import AutoConfig
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2, IOBES
 from torch.utils.tensorboard import SummaryWriter
-from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
 
-from lit_ner.app import CONFIG_PATH, build, shipped_config
-from lit_ner.checkpointing import checkpoint_labels
-from lit_ner.errors import ConfigError, reported
-from lit_ner.data.align import IGNORE
-from lit_ner.metrics import E, EntityMetric, S
-from lit_ner.models import local_or_hub
 from lit_ner.analysis import bootstrap_f1, error_kinds, error_records, semeval_scores
+from lit_ner.app import CONFIG_PATH, build, shipped_config
+from lit_ner.data.encode import position_limit
 from lit_ner.calibration import calibration_report
+from lit_ner.data.align import IGNORE
+from lit_ner.errors import ConfigError, reported
 from lit_ner.inference import Calibration, Reading, TorchRunner, WordTagger, parse_thresholds
+from lit_ner.metrics import E, EntityMetric, S
+from lit_ner.models import load_for_evaluation
+from lit_ner.module import load_token_classifier
 from lit_ner.report_html import render_report
-from lit_ner.module import NerModule, load_token_classifier
 from lit_ner.reports import NONE, markdown_report, plot_confusion
 
 log = logging.getLogger("lit_ner")
@@ -37,39 +36,6 @@ log = logging.getLogger("lit_ner")
 Tags = list[list[str]]  # one list of word tags (or words) per sentence
 # the two checks below fail only on a defect in lit_ner, never on bad input
 BUG = "a lit_ner defect, not your input: please report it with this message"
-
-
-def load_model(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | None, str]:
-    """(model, its labels, its tokenizer) of an exported folder, a Lightning checkpoint or a Hub model with a
-    token-classification head; (None, None, name_or_path) for a plain encoder (its head needs the data's labels)."""
-    path = Path(name_or_path).expanduser()
-    what_to_give = "Give an exported model (<run>/model), a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
-    if path.suffix == ".ckpt":
-        if not path.is_file():
-            raise ConfigError(f"model={name_or_path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
-        checkpoint_labels(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # the encoder's "newly initialized head" report: the
-        try:  # checkpoint's trained head replaces it at once, so it would only mislead
-            module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-        return module.model, module.labels, module.hparams.model_name_or_path  # the tokenizer is the encoder's
-    source = local_or_hub(name_or_path, "model", what_to_give)
-    local = Path(source).is_dir()
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
-        raise ConfigError(
-            f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
-            "local folder; model=minilm is the encoder that ships with lit_ner."
-        ) from None
-    if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
-        return None, None, source
-    labels = [config.id2label[i] for i in range(len(config.id2label))]
-    # safetensors only from a local folder: a local pickle could run code on load
-    model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True if local else None)
-    return model, labels, source
 
 
 def score_words(metrics: list[EntityMetric], gold: list[list[int]], pred: list[list[int]], chunk: int = 512) -> None:
@@ -184,7 +150,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed)  # the random head of a plain encoder is the same in every run
     name = str(cfg.model.model_name_or_path)
-    model, model_labels, tokenizer = load_model(name)
+    model, model_labels, tokenizer, recorded = load_for_evaluation(name)
     runner = None
     if cfg.get("backend", "torch") != "torch" or cfg.get("quantize"):
         if cfg.backend != "onnx" or model is None or Path(name).suffix == ".ckpt":
@@ -195,16 +161,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         from lit_ner.export_onnx import OnnxTokenClassifier
 
         runner = OnnxTokenClassifier(Path(name), cfg.quantize)
-    trained = getattr(getattr(model, "config", None), "lit_ner_data", None) or {}
-    context = cfg.data.get("context", "sentence")
-    if trained.get("context", context) != context:  # the export records how its training read sentences
-        log.warning(
-            "%s was trained with data.context=%s but this evaluation reads data.context=%s: its scores will not be "
-            "the trained model's; pass data.context=%s", name, trained["context"], context, trained["context"],
-        )  # fmt: skip
+    limit = position_limit(model.config if model is not None else AutoConfig.from_pretrained(tokenizer))
+    reading = read_as_trained(cfg, name, recorded, limit)
     # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
     labels = model_labels or cfg.data.get("labels")
-    datamodule = build(cfg.data, tokenizer_name_or_path=tokenizer, labels=labels, _convert_="all")
+    datamodule = build(cfg.data, tokenizer_name_or_path=tokenizer, labels=labels, **reading.record(), _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("test")
     if cfg.split not in datamodule.datasets:
@@ -222,7 +183,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     hp = datamodule.hparams
     calibration = Calibration.of(getattr(model, "config", None))  # an export's temperature and stored thresholds
     thresholds = calibration.thresholds if cfg.get("min_score") is None else parse_thresholds(cfg.min_score)
-    tagger = WordTagger(runner, datamodule.tokenizer, labels, Reading.of(hp), hp.eval_batch_size or 2 * hp.batch_size,
+    tagger = WordTagger(runner, datamodule.tokenizer, labels, reading, hp.eval_batch_size or 2 * hp.batch_size,
                         temperature=calibration.temperature, thresholds=thresholds)  # fmt: skip
     tagged = tagger(tokens, documents_of(words), progress=True)
     pred = [t.tags for t in tagged]
@@ -280,6 +241,26 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (out / "report.html").write_text(render_report(report, records), encoding="utf-8")
     print(markdown)
     return report
+
+
+def read_as_trained(cfg: DictConfig, name: str, recorded: dict[str, Any], limit: int | None) -> Reading:
+    """How this evaluation reads sentences: the data keys given (not null), the model's recorded reading for the
+    rest (an export's or a checkpoint's; said on stderr), the defaults beyond that (max_length within the model's
+    `limit` positions). Reading otherwise than the model was trained is allowed, and warned about for the context."""
+    given = {k: cfg.data[k] for k in Reading().record() if cfg.data.get(k) is not None}
+    if "max_length" not in given and "max_length" not in recorded and limit:
+        given["max_length"] = min(Reading.max_length, limit)
+    adopted = {k: v for k, v in recorded.items() if k not in given}
+    if adopted:
+        shown = " ".join(f"data.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in adopted.items())
+        print(f"lit_ner: reading as the model was trained ({name}): {shown}", file=sys.stderr)
+    if "context" in given and given["context"] != recorded.get("context", given["context"]):
+        log.warning(
+            "%s was trained with data.context=%s but this evaluation reads data.context=%s: its scores will not be "
+            "the trained model's; pass data.context=%s",
+            name, recorded["context"], given["context"], recorded["context"],
+        )  # fmt: skip
+    return Reading.of(adopted | given)
 
 
 CALIBRATION_FILES = {"reliability": "reliability.png", "pr_curves": "pr_curves.png", "pr_curves_json": "pr_curves.json"}
@@ -345,26 +326,9 @@ def run(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
-def reading_overrides(args: list[str]) -> list[str]:
-    """The reading an export's training recorded (its config.json: max_length, windows, context, pre-tokenizer), as
-    `data.` overrides for the keys the command line does not give: evaluation reads sentences as training read them
-    (and as lit_ner.predict reads them), unless told otherwise."""
-    given = {arg.partition("=")[0].lstrip("+~"): arg.partition("=")[2] for arg in args}
-    config = Path(given.get("model.model_name_or_path", "")).expanduser() / "config.json"
-    if not config.is_file():  # a checkpoint, an encoder or a Hub name: the data config's own setting
-        return []
-    trained = json.loads(config.read_text(encoding="utf-8")).get("lit_ner_data") or {}
-    adopted = [f"data.{key}={str(value).lower() if isinstance(value, bool) else value}"
-               for key, value in trained.items() if value is not None and f"data.{key}" not in given]  # fmt: skip
-    if adopted:
-        print(f"lit_ner: reading as the model was trained ({config}): {' '.join(adopted)}", file=sys.stderr)
-    return adopted
-
-
 def main() -> None:
     """`python -m lit_ner.evaluate` and `lit-ner-evaluate`."""
-    args = [model_override(arg) for arg in sys.argv[1:]]
-    sys.argv = [sys.argv[0], *args, *reading_overrides(args)]
+    sys.argv = [sys.argv[0], *(model_override(arg) for arg in sys.argv[1:])]
     run()
 
 

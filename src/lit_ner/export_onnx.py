@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.models import load_classifier
 
 FOLDER = "onnx"
 FILES = {None: "model.onnx", "int8": "model_int8.onnx"}
@@ -54,7 +55,7 @@ def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     if not (folder / "model.safetensors").is_file():
         raise ConfigError(f"model={folder}: no model.safetensors there; give an exported folder (<run>/model)")
     # eager attention: the traced graph then holds no path chosen for the example's shapes (SDPA's mask shortcuts)
-    model = AutoModelForTokenClassification.from_pretrained(folder, use_safetensors=True, attn_implementation="eager")
+    model = load_classifier(str(folder), attn_implementation="eager")
     wrapper = _Logits(model).eval()  # eval: the exporter restores the wrapper's mode afterwards
     example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
     fp32 = onnx_path(folder, None)

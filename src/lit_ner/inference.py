@@ -17,6 +17,7 @@ from lit_ner.data.encode import encode_rows, position_limit
 from lit_ner.data.schemes import entity_spans
 from lit_ner.data.words import PRETOKENIZERS
 from lit_ner.errors import ConfigError
+from lit_ner.models import recorded_reading
 
 AGGREGATIONS = ("first", "average", "max")  # how a word's sub-token scores become the word's
 
@@ -47,7 +48,7 @@ class Reading:
 def trained_reading(config: Any) -> Reading:
     """The reading recorded in a model's config (an export); the defaults for any other model, within the positions
     it reads."""
-    recorded = dict(getattr(config, "lit_ner_data", None) or {})
+    recorded = recorded_reading(config)
     if recorded.get("max_length") is None:
         recorded["max_length"] = min(Reading.max_length, position_limit(config) or Reading.max_length)
     return Reading.of(recorded)

@@ -1,7 +1,12 @@
-"""One answer to "is this a local folder or a Hub name?", with one set of messages, for every command that loads a
-model or tokenizer (training, evaluate, predict, inspect). transformers only: predict stays free of the training stack."""
+"""Loading a model, one owner: "is this a local folder or a Hub name?" with one set of messages, one weights policy
+(safetensors only for a trained token classifier), what a name holds (an export, a Lightning checkpoint, a plain
+encoder), and the reading and calibration an export records. transformers only (a checkpoint loads Lightning when
+asked): predict stays free of the training stack."""
 
 from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModelForTokenClassification, PretrainedConfig, PreTrainedModel
 
 from lit_ner.errors import ConfigError
 
@@ -30,3 +35,74 @@ def local_or_hub(name_or_path: str, key: str, what_to_give: str = WHAT_TO_GIVE) 
     if path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1:
         raise ConfigError(f"{key}={name_or_path}: no such folder. {what_to_give}")
     return name_or_path
+
+
+# the data settings that decide how sentences become model rows (lit_ner.inference.Reading's fields)
+READING_KEYS = ("max_length", "window_context", "context", "context_tokens", "label_all_tokens", "pretokenizer")
+EXPORTED = "Give the folder lit_ner.train exported: <run_dir>/model (config.json, model.safetensors, tokenizer files)."
+
+
+def load_classifier(
+    name_or_path: str, key: str = "model", what_to_give: str = EXPORTED, **options: Any
+) -> PreTrainedModel:
+    """A trained token classifier from a folder or the Hub. Weights from safetensors only, for every command: a
+    pickled checkpoint could run code when it loads. `options` go to from_pretrained (e.g. attn_implementation)."""
+    source = local_or_hub(name_or_path, key, what_to_give)
+    try:
+        return AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True, **options)
+    except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{key}={name_or_path}: cannot load a model from it ({reason}). {what_to_give}") from None
+
+
+def load_for_evaluation(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | None, str, dict[str, Any]]:
+    """(model, its labels, its tokenizer, the data settings it was trained with) of an exported folder, a Lightning
+    checkpoint or a Hub model with a token-classification head; (None, None, name_or_path, {}) for a plain encoder
+    (its head needs the data's labels: the zero-shot baseline)."""
+    what_to_give = "Give an exported model (<run>/model), a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
+    if Path(name_or_path).expanduser().suffix == ".ckpt":
+        return _checkpoint(Path(name_or_path).expanduser())
+    source = local_or_hub(name_or_path, "model", what_to_give)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
+        raise ConfigError(
+            f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
+            "local folder; model=minilm is the encoder that ships with lit_ner."
+        ) from None
+    if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
+        return None, None, source, {}
+    model = load_classifier(source, what_to_give=what_to_give)
+    return model, labels_of(config), source, recorded_reading(config)
+
+
+def _checkpoint(path: Path) -> tuple[PreTrainedModel, list[str], str, dict[str, Any]]:
+    import transformers
+
+    from lit_ner.checkpointing import read_checkpoint
+    from lit_ner.module import NerModule
+
+    if not path.is_file():
+        raise ConfigError(f"model={path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
+    saved = read_checkpoint(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
+    data = saved.get("datamodule_hyper_parameters") or {}
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the encoder's "newly initialized head" report: the
+    try:  # checkpoint's trained head replaces it at once, so it would only mislead
+        module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    # the tokenizer is the encoder's; the reading, the DataModule's settings the checkpoint was trained with
+    reading = {k: data[k] for k in READING_KEYS if data.get(k) is not None}
+    return module.model, module.labels, module.hparams.model_name_or_path, reading
+
+
+def labels_of(config: PretrainedConfig) -> list[str]:
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+def recorded_reading(config: Any) -> dict[str, Any]:
+    """The data settings an export records about its training's reading (config.json `lit_ner_data`; see
+    lit_ner.inference.Reading): only the keys it has."""
+    recorded = getattr(config, "lit_ner_data", None) or {}
+    return {k: recorded[k] for k in READING_KEYS if recorded.get(k) is not None}

@@ -11,7 +11,7 @@ from typing import Any
 from lit_ner.data.formats import conll_lines
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.inference import parse_thresholds
-from lit_ner.predictor import NerPredictor, word_starts  # noqa: F401  (NerPredictor is imported from here too)
+from lit_ner.predictor import NerPredictor  # also imported from here: lit_ner.predict.NerPredictor
 
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForTokenClassification, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerBase
 
 from lit_ner.data.encode import load_tokenizer, position_limit
 from lit_ner.data.words import pretokenizer
@@ -16,9 +16,8 @@ from lit_ner.errors import ConfigError
 from lit_ner.inference import (
     AGGREGATIONS, Calibration, Reading, Runner, Thresholds, TorchRunner, WordTagger, WordTags, trained_reading,
 )
-from lit_ner.models import local_or_hub
+from lit_ner.models import EXPORTED, load_classifier, local_or_hub
 
-EXPORTED = "Give the folder lit_ner.train exported: <run_dir>/model (config.json, model.safetensors, tokenizer files)."
 Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
 
 
@@ -92,19 +91,14 @@ class NerPredictor:
         if compile and backend != "torch":
             raise ConfigError("compile=true compiles the torch model: not with backend=onnx")
         source = local_or_hub(str(folder), "model", EXPORTED)
-        try:
-            if backend == "onnx":
-                from lit_ner.export_onnx import OnnxTokenClassifier
+        if backend == "onnx":
+            from lit_ner.export_onnx import OnnxTokenClassifier
 
-                config = AutoConfig.from_pretrained(source)
-                runner: Runner = OnnxTokenClassifier(Path(source), quantize)
-            else:
-                device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-                model = AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True).to(device)
-                config, runner = model.config, TorchRunner(model, compile)
-        except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ConfigError(f"model={folder}: cannot load a model from it ({reason}). {EXPORTED}") from None
+            config = AutoConfig.from_pretrained(source)
+            runner: Runner = OnnxTokenClassifier(Path(source), quantize)
+        else:
+            model = load_classifier(source).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            config, runner = model.config, TorchRunner(model, compile)
         tokenizer = load_tokenizer(source)  # stops on missing tokenizer files rather than tagging every word [UNK]
         given = {"max_length": max_length, "window_context": window_context}
         reading = Reading.of(trained_reading(config).record() | {k: v for k, v in given.items() if v is not None})

@@ -5,7 +5,7 @@ from typing import Any, NamedTuple
 
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from lit_ner.data.align import IGNORE, Window, align_labels, fit_context, plan_windows
+from lit_ner.data.align import Window, align_labels, fit_context, plan_windows
 from lit_ner.errors import ConfigError
 from lit_ner.models import WHAT_TO_GIVE, local_or_hub
 
