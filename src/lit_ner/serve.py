@@ -15,15 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import litserve as ls
 import torch
-from fastapi import HTTPException
-from fastapi.responses import HTMLResponse
 
 from lit_ner.errors import ConfigError, key_values, reported
 from lit_ner.inference import parse_thresholds
-from lit_ner.predict import NerPredictor
+from lit_ner.predictor import NerPredictor
 from lit_ner.report_html import service_page
+
+try:  # the serve extra; without it the command still answers --help and says what to install
+    import litserve as ls
+    from fastapi import HTTPException
+    from fastapi.responses import HTMLResponse
+except ImportError:
+    ls = None
 
 USAGE = (
     "usage: python -m lit_ner.serve model=<export folder> [port=8000] [workers=1] [max_batch_size=32] "
@@ -52,7 +56,7 @@ def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
     return field, value
 
 
-class NerAPI(ls.LitAPI):
+class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
     """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each."""
 
     def __init__(
@@ -115,7 +119,7 @@ def parse(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def with_page(server: ls.LitServer, title: str) -> None:
+def with_page(server: Any, title: str) -> None:
     """`GET /` answers a page with a text box whose entities are marked (through POST /predict), in place of
     LitServe's plain "litserve running"."""
     page = service_page(title)
@@ -126,6 +130,8 @@ def with_page(server: ls.LitServer, title: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         args = parse(sys.argv[1:] if argv is None else argv)
+        if ls is None:
+            raise ConfigError("lit_ner.serve needs the serve extra (LitServe): pip install 'lit_ner[serve]'")
         quantize, thresholds = args["quantize"] or None, parse_thresholds(args["min_score"] or None)
         # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
         NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
