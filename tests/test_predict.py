@@ -367,3 +367,15 @@ def test_label_studio_tasks_come_back_pre_annotated_least_sure_first(model_folde
     assert [[tuple(x) for x in line["label"]] for line in lines] == [
         [(e["start"], e["end"], e["type"]) for e in found] for found in predictor(SENTENCES[:8])
     ]
+
+
+def test_min_score_names_types_of_the_model_and_drops_unsure_entities(model_folder: Path, capsys) -> None:
+    everything = NerPredictor.from_pretrained(model_folder, device="cpu", min_score=0.0)(SENTENCES)
+    scores = sorted(e["score"] for s in everything for e in s)
+    assert len(scores) >= 3
+    middle = scores[len(scores) // 2]
+    kept = NerPredictor.from_pretrained(model_folder, device="cpu", min_score=middle)(SENTENCES)
+    assert [e for s in kept for e in s] == [e for s in everything for e in s if e["score"] >= middle]
+    message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", "min_score=PERSON:0.5"])
+    assert "PERSON is no entity type of this model (AUTHOR, DATE)" in message
+    assert "min_score=high: give a score" in cli_error(capsys, [f"model={model_folder}", "text=x", "min_score=high"])

@@ -1,5 +1,6 @@
-"""`python -m lit_ner.evaluate model=<export | .ckpt | encoder> data=NAME split=test`: per-type scores checked
-against seqeval, a confusion matrix of entity types, and the sentences with the most errors."""
+"""`python -m lit_ner.evaluate model=<export | .ckpt | encoder> data=NAME split=test`: the model read as predict and
+the service read it (lit_ner.inference); per-type scores checked against seqeval, SemEval-2013 schemes, kinds of
+error, bootstrap intervals, the confusion of types, calibration; report.md/.json/.html and errors.jsonl."""
 
 import json
 import logging
@@ -24,7 +25,7 @@ from lit_ner.data.encode import position_limit
 from lit_ner.calibration import calibration_report
 from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError, reported
-from lit_ner.inference import Calibration, Reading, TorchRunner, WordTagger, parse_thresholds
+from lit_ner.inference import Calibration, Reading, TorchRunner, WordTagger, checked_thresholds, parse_thresholds
 from lit_ner.metrics import E, EntityMetric, S
 from lit_ner.models import load_for_evaluation
 from lit_ner.module import load_token_classifier
@@ -163,6 +164,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         runner = OnnxTokenClassifier(Path(name), cfg.quantize)
     limit = position_limit(model.config if model is not None else AutoConfig.from_pretrained(tokenizer))
     reading = read_as_trained(cfg, name, recorded, limit)
+    export = Path(name).suffix != ".ckpt" and (Path(name).expanduser() / "config.json").is_file()
+    if cfg.get("save_thresholds") and not (export and cfg.get("calibrate", True)):
+        raise ConfigError(  # before the evaluation, not after it
+            "save_thresholds=true stores what calibration finds in an exported folder: give model=<run>/model and "
+            f"calibrate=true (model={name}, calibrate={cfg.get('calibrate', True)})"
+        )
     # the model's tokenizer, and its label order: a tag outside its labels stops with where it occurs
     labels = model_labels or cfg.data.get("labels")
     datamodule = build(cfg.data, tokenizer_name_or_path=tokenizer, labels=labels, **reading.record(), _convert_="all")
@@ -183,9 +190,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     hp = datamodule.hparams
     calibration = Calibration.of(getattr(model, "config", None))  # an export's temperature and stored thresholds
     thresholds = calibration.thresholds if cfg.get("min_score") is None else parse_thresholds(cfg.min_score)
+    # every entity (calibration measures them all); then, as predict and the service do, those under min_score go
     tagger = WordTagger(runner, datamodule.tokenizer, labels, reading, hp.eval_batch_size or 2 * hp.batch_size,
-                        temperature=calibration.temperature, thresholds=thresholds)  # fmt: skip
-    tagged = tagger(tokens, documents_of(words), progress=True)
+                        temperature=calibration.temperature, max_tokens=hp.max_tokens)  # fmt: skip
+    every = tagger(tokens, documents_of(words), progress=True)
+    kept = checked_thresholds(thresholds, labels)
+    tagged = [t.kept(kept, labels.index("O")) for t in every]
     pred = [t.tags for t in tagged]
     label_id = {label: i for i, label in enumerate(labels)}
     metrics = [EntityMetric(labels), EntityMetric(labels, mode="strict")]
@@ -226,7 +236,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     write_jsonl(out / "errors.jsonl", records)
     report["files"] |= {"errors": str(out / "errors.jsonl"), "html": str(out / "report.html")}
     if cfg.get("calibrate", True) and "validation" in datamodule.datasets:
-        report["calibration"] = calibrate(cfg, tagger, datamodule, labels, (gold, tagged), out, name)
+        report["calibration"] = calibrate(cfg, tagger, datamodule, (gold, every), out, name)
         report["files"] |= {k: str(out / f) for k, f in CALIBRATION_FILES.items()}
 
     markdown = markdown_report(report)
@@ -270,16 +280,13 @@ def documents_of(split: Any) -> list[int] | None:
     return split["document"] if "document" in split.column_names else None
 
 
-def calibrate(
-    cfg: DictConfig, tagger: WordTagger, datamodule: Any, labels: list[str], evaluated: tuple, out: Path, name: str
-) -> dict[str, Any]:
+def calibrate(cfg: DictConfig, tagger: WordTagger, datamodule: Any, evaluated: tuple, out: Path, name: str) -> dict:
     """The calibration section: a temperature fitted on the validation split, the entity ECE on the evaluated split
     before and after it, the best threshold per type on validation (`save_thresholds=true` stores them, with the
     temperature, in the export for predict and the service); the figures and curves as files."""
     validation = datamodule.cached_words()["validation"]
-    raw = WordTagger(tagger.runner, tagger.tokenizer, labels, tagger.reading, tagger.batch_size)  # every entity kept
-    tagged = raw(validation["tokens"], documents_of(validation))
-    report, diagram, curves = calibration_report((validation["tags"], tagged), evaluated, labels)
+    tagged = evaluated[1] if cfg.split == "validation" else tagger(validation["tokens"], documents_of(validation))
+    report, diagram, curves = calibration_report((validation["tags"], tagged), evaluated, tagger.labels)
     diagram.savefig(out / CALIBRATION_FILES["reliability"], dpi=120)
     curves.savefig(out / CALIBRATION_FILES["pr_curves"], dpi=120)
     (out / CALIBRATION_FILES["pr_curves_json"]).write_text(json.dumps(report.pop("pr_curves")), encoding="utf-8")
@@ -293,10 +300,6 @@ def save_calibration(name: str, temperature: float, thresholds: dict[str, dict[s
     """Store the temperature and the thresholds in an export's config.json (`lit_ner_calibration`), where predict,
     the service and evaluate read them; written beside it and renamed, so a failure leaves the old file whole."""
     config = Path(name).expanduser() / "config.json"
-    if Path(name).suffix == ".ckpt" or not config.is_file():
-        raise ConfigError(
-            f"save_thresholds=true: model={name} is not an exported folder (<run>/model) to store them in"
-        )
     data = json.loads(config.read_text(encoding="utf-8"))
     data["lit_ner_calibration"] = {"temperature": temperature,
                                    "thresholds": {t: best["threshold"] for t, best in thresholds.items()}}  # fmt: skip

@@ -98,8 +98,8 @@ def export_model(
     command: str | None = None,
     calibration: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names and data.context travel in
-    config.json."""
+    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names, the reading training used
+    (`lit_ner_data`) and the calibration (`lit_ner_calibration`: the temperature) travel in config.json."""
     # how sentences were read in training (rows, windows, context, pre-tokenizer) travels in config.json, where every
     # later reading finds it (transformers keeps unknown config keys as attributes, and pipeline ignores them)
     module.model.config.lit_ner_data = Reading.of(data).record()

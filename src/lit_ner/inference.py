@@ -14,8 +14,8 @@ from tqdm.auto import tqdm
 from lit_ner.data.align import neighbour_words
 from lit_ner.data.batching import SortedBatchSampler
 from lit_ner.data.encode import encode_rows, position_limit
-from lit_ner.data.schemes import entity_spans
-from lit_ner.data.words import PRETOKENIZERS
+from lit_ner.data.schemes import entity_spans, split_tag
+from lit_ner.data.words import pretokenizer
 from lit_ner.errors import ConfigError
 from lit_ner.models import recorded_reading
 
@@ -71,15 +71,17 @@ class WordTags:
         the tags; the score is the mean of its words' tag probabilities."""
         return [(t, s, e, float(self.scores[s:e].mean())) for t, s, e in entity_spans(self.tags)]
 
-    def kept(self, thresholds: Thresholds) -> "WordTags":
-        """The tags with every entity scoring below its type's threshold read as O (no entity)."""
+    def kept(self, thresholds: Thresholds, o_index: int) -> "WordTags":
+        """The tags with every entity scoring below its type's threshold read as O (no entity), those words' scores
+        the probability of O (label `o_index`)."""
         if not thresholds:
             return self
-        tags = list(self.tags)
+        tags, scores = list(self.tags), self.scores.copy()
         for type_, start, end, score in self.entities():
             if score < (thresholds.get(type_, 0.0) if isinstance(thresholds, dict) else thresholds):
                 tags[start:end] = ["O"] * (end - start)
-        return WordTags(tags, self.scores, self.probabilities, self.logits)
+                scores[start:end] = self.probabilities[start:end, o_index]
+        return WordTags(tags, scores, self.probabilities, self.logits)
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,18 @@ def parse_thresholds(value: Any) -> Thresholds:
         if isinstance(value, str) and ":" in value:
             return {t.strip(): float(v) for t, v in (pair.split(":") for pair in value.split(","))}
         return float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ConfigError(f"min_score={value}: give a score (0.5) or scores by type (PER:0.6,LOC:0.4)") from None
+
+
+def checked_thresholds(thresholds: Thresholds, labels: Sequence[str]) -> Thresholds:
+    """`thresholds` if every type it names is one of the labels' (a misspelt type would keep every entity)."""
+    if isinstance(thresholds, dict):
+        types = sorted({split_tag(label)[1] for label in labels} - {None})
+        unknown = sorted(set(thresholds) - set(types))
+        if unknown:
+            raise ConfigError(f"min_score: {', '.join(unknown)} is no entity type of this model ({', '.join(types)})")
+    return thresholds
 
 
 class TorchRunner:
@@ -127,8 +139,9 @@ class TorchRunner:
         if twice:
             input_ids, attention_mask = input_ids.repeat(2, 1), attention_mask.repeat(2, 1)
         with torch.inference_mode(), self._frozen():
-            logits = self.forward(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device))
-        return logits.logits.float().cpu().numpy()[:1] if twice else logits.logits.float().cpu().numpy()
+            output = self.forward(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device))
+        logits = output.logits.float().cpu().numpy()
+        return logits[:1] if twice else logits
 
     def _frozen(self) -> contextlib.AbstractContextManager:
         """Frozen weights, which inductor folds into the graph (a global that inductor reads when a graph compiles,
@@ -158,16 +171,18 @@ class WordTagger:
         aggregation: str = "first",
         temperature: float = 1.0,
         thresholds: Thresholds = None,
+        max_tokens: int | None = None,
     ) -> None:
         """`temperature` divides the logits before the softmax (scores only: the tags of "first" are the logits'
-        arg-max); `thresholds`: entities scoring below them read as O."""
+        arg-max); `thresholds` (min_score): entities scoring below them read as O; `max_tokens`: padded tokens a
+        batch, 16 a row of `batch_size` unless given (data.max_tokens), as evaluation's batches."""
         if aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation={aggregation}: choose one of {', '.join(AGGREGATIONS)}")
-        if reading.pretokenizer not in PRETOKENIZERS:
-            raise ConfigError(f"data.pretokenizer={reading.pretokenizer!r}: choose {'|'.join(PRETOKENIZERS)}")
+        pretokenizer(reading.pretokenizer)  # an unknown name stops here, naming data.pretokenizer
         self.runner, self.tokenizer, self.labels = runner, tokenizer, list(labels)
         self.reading, self.batch_size, self.aggregation = reading, batch_size, aggregation
-        self.temperature, self.thresholds = temperature, thresholds
+        self.max_tokens = max_tokens or 16 * batch_size
+        self.temperature, self.thresholds = temperature, checked_thresholds(parse_thresholds(thresholds), labels)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def __call__(
@@ -186,14 +201,15 @@ class WordTagger:
             self.tokenizer, sentences, reading.max_length, reading.window_context, context, reading.context_tokens
         )
         owners = [i for i, _ in rows]
-        # evaluation's own batches: whole sentences in length order, at most batch_size rows and 16 tokens a row
-        batches = SortedBatchSampler([len(r.input_ids) for _, r in rows], owners, self.batch_size, 16 * self.batch_size)
+        # evaluation's own batches: whole sentences in length order, at most batch_size sentences and max_tokens padded
+        # tokens a batch (the DataModule's eval_dataloader cuts the same)
+        batches = SortedBatchSampler([len(r.input_ids) for _, r in rows], owners, self.batch_size, self.max_tokens)
         probabilities = [np.zeros((len(words), len(self.labels)), dtype=np.float32) for words in sentences]
         with tqdm(total=len(sentences), unit="sentence", disable=not progress or not sentences) as bar:
             for batch in batches:
                 self._read([rows[i] for i in batch], probabilities)
                 bar.update(len({owners[i] for i in batch}))
-        return [self._tags(p).kept(self.thresholds) for p in probabilities]
+        return [self._tags(p).kept(self.thresholds, self.labels.index("O")) for p in probabilities]
 
     def _read(self, rows: list[tuple[int, Any]], out: list[np.ndarray]) -> None:
         """Run one batch and write each scored word's reading into `out[sentence][word]`: the logits of its first

@@ -3,6 +3,7 @@
 encoder), and the reading and calibration an export records. transformers only (a checkpoint loads Lightning when
 asked): predict stays free of the training stack."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,13 @@ def recorded_reading(config: Any) -> dict[str, Any]:
     lit_ner.inference.Reading): only the keys it has."""
     recorded = getattr(config, "lit_ner_data", None) or {}
     return {k: recorded[k] for k in READING_KEYS if recorded.get(k) is not None}
+
+
+def model_name(name_or_path: str) -> str:
+    """How a model is named to people (Label Studio's model_version, the service's page): an export by its run's
+    folder and the date it was written (`<run> 2026-12-04`), any other folder by its own name, a Hub model as named."""
+    folder = Path(name_or_path).expanduser().resolve()
+    if not (folder / "config.json").is_file():
+        return name_or_path
+    stamp = datetime.fromtimestamp((folder / "config.json").stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+    return f"{folder.parent.name if folder.name == 'model' else folder.name} {stamp}"

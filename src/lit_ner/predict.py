@@ -3,7 +3,6 @@ with an exported model through `NerPredictor` (lit_ner.predictor), the reading e
 
 import json
 import sys
-from datetime import datetime, timezone
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from lit_ner.data.formats import conll_lines
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.inference import parse_thresholds
+from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor  # also imported from here: lit_ner.predict.NerPredictor
 
 USAGE = (
@@ -107,11 +107,8 @@ def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
             order = sorted(range(len(tasks)), key=lambda i: task_score(found[i], confidences[i]))
             records = [records[i] for i in order]
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    folder = Path(args["model"]).expanduser().resolve()
-    stamp = datetime.fromtimestamp((folder / "config.json").stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
-    version = f"{folder.parent.name if folder.name == 'model' else folder.name} {stamp}"
-    labelled = label_studio_predictions(tasks, found, version, confidences, args.get("from_name", "label"),
-                                        args.get("to_name", "text"))  # fmt: skip
+    names = args.get("from_name", "label"), args.get("to_name", "text")
+    labelled = label_studio_predictions(tasks, found, model_name(args["model"]), confidences, *names)
     return json.dumps(sort_by_uncertainty(labelled) if args.get("sort") else labelled, ensure_ascii=False, indent=1)
 
 
@@ -168,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for record, entities in zip(by_text, predictor([r["text"] for r in by_text], progress=progress)):
             record["entities"] = entities
         # adjacent records with the same "document" are one document (read together where the model was trained so)
-        documents = [r["document"] if "document" in r else object() for r in by_words]
+        documents = [r["document"] if r.get("document") is not None else object() for r in by_words]
         found = predictor.words([r["tokens"] for r in by_words], progress=progress, documents=documents)
         for record, entities in zip(by_words, found):
             record["entities"] = entities

@@ -14,9 +14,9 @@ from lit_ner.data.encode import load_tokenizer, position_limit
 from lit_ner.data.words import pretokenizer
 from lit_ner.errors import ConfigError
 from lit_ner.inference import (
-    AGGREGATIONS, Calibration, Reading, Runner, Thresholds, TorchRunner, WordTagger, WordTags, trained_reading,
+    Calibration, Reading, Runner, Thresholds, TorchRunner, WordTagger, WordTags, trained_reading,
 )
-from lit_ner.models import EXPORTED, load_classifier, local_or_hub
+from lit_ner.models import EXPORTED, labels_of, load_classifier, local_or_hub
 
 Entity = dict[str, Any]  # {"text", "type", "start", "end", "score"} (+ "word_start", "word_end" for pre-split words)
 
@@ -57,15 +57,12 @@ class NerPredictor:
         labels, its calibration (temperature, stored thresholds) and, unless `reading` is given, the reading its
         training recorded. `min_score`: the lowest entity score kept (one value, or one a type), instead of the
         thresholds stored in the export."""
-        if aggregation_strategy not in AGGREGATIONS:
-            raise ConfigError(f"aggregation={aggregation_strategy}: choose one of {', '.join(AGGREGATIONS)}")
         self.runner, self.tokenizer, self.config, self.batch_size = runner, tokenizer, config, batch_size
         self.reading = checked_reading(reading or trained_reading(config), config, tokenizer)
         self.split = pretokenizer(self.reading.pretokenizer)
-        labels = [config.id2label[i] for i in range(len(config.id2label))]
         self.calibration = Calibration.of(config)
         thresholds = self.calibration.thresholds if min_score is None else min_score
-        self.tagger = WordTagger(runner, tokenizer, labels, self.reading, batch_size, aggregation_strategy,
+        self.tagger = WordTagger(runner, tokenizer, labels_of(config), self.reading, batch_size, aggregation_strategy,
                                  self.calibration.temperature, thresholds)  # fmt: skip
 
     @classmethod

@@ -115,14 +115,15 @@ def beyond_exact_match(report: dict[str, Any]) -> list[str]:
     calibration = report.get("calibration")
     if calibration and calibration.get("ece_before") is not None:
         evaluated = calibration["evaluated"]
+        on_split = (f"on {report['split']} ({evaluated['entities']} entities) it moves the error from "
+                    f"{evaluated['ece_before']:.4f} to {evaluated['ece_after']:.4f}"
+                    if evaluated["entities"] else f"{report['split']} has no predicted entity")  # fmt: skip
+        best = ", ".join(f"{t} {b['threshold']:.3f} (F1 {b['f1']:.4f})" for t, b in calibration["thresholds"].items())
         lines += ["## Calibration of entity scores", "",
                   f"Expected calibration error ({calibration['bins']} bins) of the predicted entities' scores against "
                   f"whether they are right, on {calibration['measured_on']}: {calibration['ece_before']:.4f} with the "
                   f"raw softmax, {calibration['ece_after']:.4f} after temperature scaling. The temperature fitted on "
-                  f"all of validation: {calibration['temperature']:.3f}; on {report['split']} "
-                  f"({evaluated['entities']} entities) it moves the error from {evaluated['ece_before'] or 0:.4f} to "
-                  f"{evaluated['ece_after'] or 0:.4f}. Best score threshold per type on validation: "
-                  + ", ".join(f"{t} {b['threshold']:.3f} (F1 {b['f1']:.4f})"
-                              for t, b in calibration["thresholds"].items()),
+                  f"all of validation: {calibration['temperature']:.3f}; {on_split}."
+                  + (f" Best score threshold per type on validation: {best}." if best else ""),
                   ""]  # fmt: skip
     return lines

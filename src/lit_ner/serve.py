@@ -19,6 +19,7 @@ import torch
 
 from lit_ner.errors import ConfigError, key_values, reported
 from lit_ner.inference import parse_thresholds
+from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor
 from lit_ner.report_html import service_page
 
@@ -144,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # 131.6 against 128.9 sentences/s with its default queues at 32 clients in one paired run here, within noise
     server = ls.LitServer(api, accelerator="cpu" if args["backend"] == "onnx" else "auto",
                           workers_per_device=int(args["workers"]), fast_queue=True)  # fmt: skip
-    with_page(server, f"lit_ner: {Path(args['model']).expanduser().resolve().parent.name}")
+    with_page(server, f"lit_ner: {model_name(args['model'])}")
     server.run(port=int(args["port"]), generate_client_file=False)
 
 

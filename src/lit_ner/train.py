@@ -94,7 +94,9 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     if cfg.export:
         name = cfg.hub.repo_id or run_dir.name
         # scores that mean what they say: the temperature that fits the validation entities, applied by every reader
-        calibration = {"temperature": validation_temperature(model.model, datamodule)}
+        # (on the device training used: Lightning's teardown has moved the model to the CPU)
+        device = trainer.strategy.root_device
+        calibration = {"temperature": validation_temperature(model.model.to(device), datamodule)}
         folder = export_model(
             model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line(),
             calibration,
