@@ -95,7 +95,7 @@ class ExactResume(Callback):
     ) -> None:
         self.batches = batch_idx + 1
         if self.due(trainer, batch_idx):
-            trainer.save_checkpoint(self.checkpoint)  # every process calls it; rank zero writes
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)  # every process calls it; rank zero writes
             self.since = time.monotonic()
 
     def due(self, trainer: L.Trainer, batch_idx: int) -> bool:
