@@ -259,8 +259,7 @@ def validation_temperature(model: torch.nn.Module, datamodule: Any) -> float:
 
     words, hp = datamodule.cached_words()["validation"], datamodule.hparams
     documents = words["document"] if "document" in words.column_names else None
-    size = hp.eval_batch_size or 2 * hp.batch_size
-    tagger = WordTagger(TorchRunner(model), datamodule.tokenizer, datamodule.labels, Reading.of(hp), size,
-                        max_tokens=hp.max_tokens)  # fmt: skip
+    tagger = WordTagger(TorchRunner(model), datamodule.tokenizer, datamodule.labels, Reading.of(hp),
+                        datamodule.eval_batch_size, max_tokens=hp.max_tokens)  # fmt: skip
     tagged = tagger(words["tokens"], documents)
     return entity_temperature(words["tags"], tagged, {label: i for i, label in enumerate(datamodule.labels)})

@@ -191,7 +191,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     calibration = Calibration.of(getattr(model, "config", None))  # an export's temperature and stored thresholds
     thresholds = calibration.thresholds if cfg.get("min_score") is None else parse_thresholds(cfg.min_score)
     # every entity (calibration measures them all); then, as predict and the service do, those under min_score go
-    tagger = WordTagger(runner, datamodule.tokenizer, labels, reading, hp.eval_batch_size or 2 * hp.batch_size,
+    tagger = WordTagger(runner, datamodule.tokenizer, labels, reading, datamodule.eval_batch_size,
                         temperature=calibration.temperature, max_tokens=hp.max_tokens)  # fmt: skip
     every = tagger(tokens, documents_of(words), progress=True)
     kept = checked_thresholds(thresholds, labels)

@@ -188,14 +188,15 @@ class NerDataModule(L.LightningDataModule):
         tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
         self._check_max_length()
         label2id = {label: i for i, label in enumerate(meta["labels"])}
+        read = {name: self._with_context(split) for name, split in words.items()}
         encoded = DatasetDict(
             {
-                name: self._with_context(split).map(
+                name: split.map(
                     encode_batch,
                     batched=True,
                     with_indices=True,
                     # every input column, the document context's too: a sentence in windows gives several rows
-                    remove_columns=[*split.column_names, *self._context_columns()],
+                    remove_columns=split.column_names,
                     fn_kwargs=dict(
                         tokenizer=tokenizer,
                         label2id=label2id,
@@ -206,7 +207,7 @@ class NerDataModule(L.LightningDataModule):
                     ),
                     desc=f"tokenizing {name}",
                 )
-                for name, split in words.items()
+                for name, split in read.items()
             }
         )
         meta["splits"] = {
@@ -226,8 +227,11 @@ class NerDataModule(L.LightningDataModule):
                 )  # fmt: skip
         cache.write(target, words, encoded, meta)
 
-    def _context_columns(self) -> list[str]:
-        return ["left_context", "right_context"] if self.hparams.context == "document" else []
+    @property
+    def eval_batch_size(self) -> int:
+        """Sentences an evaluation batch: data.eval_batch_size, else twice the training batch (no gradients: twice
+        the rows fit). Every reading of a model batches so (lit_ner.inference.WordTagger)."""
+        return self.hparams.eval_batch_size or self.hparams.batch_size * 2
 
     def _with_context(self, split: Dataset) -> Dataset:
         """With data.context=document, the words around each sentence in its document, as columns `left_context` and
@@ -318,7 +322,7 @@ class NerDataModule(L.LightningDataModule):
             return None
         split = self.datasets[name]
         rank, world = self._distribution()
-        batch_size = self.hparams.eval_batch_size or self.hparams.batch_size * 2  # no gradients: twice the rows fit
+        batch_size = self.eval_batch_size
         if world > 1:  # Lightning stops when a process gets no batch: a split this small gets smaller batches
             batch_size = max(1, min(batch_size, len(set(split["sentence"])) // world))
         sampler = SortedBatchSampler(
