@@ -252,14 +252,15 @@ def _fit_log_temperature(loss: Any, bounds: tuple[float, float] = TEMPERATURES) 
     return min(max(math.exp(log_t.item()), bounds[0]), bounds[1])
 
 
-def validation_temperature(model: torch.nn.Module, datamodule: Any) -> float:
+def validation_temperature(model: torch.nn.Module, datamodule: Any, recorded: Sequence = ()) -> float:
     """The temperature of a trained model, fitted on the DataModule's validation split read as every reader reads
-    it (lit_ner.inference); what training stores in the export."""
-    from lit_ner.inference import Reading, TorchRunner, WordTagger
+    it (lit_ner.inference); what training stores in the export. `recorded`: (input_ids, logits) of batches this
+    model has already read (its own validation pass in training), replayed instead of run again."""
+    from lit_ner.inference import Reading, Replay, TorchRunner, WordTagger
 
     words, hp = datamodule.cached_words()["validation"], datamodule.hparams
     documents = words["document"] if "document" in words.column_names else None
-    tagger = WordTagger(TorchRunner(model), datamodule.tokenizer, datamodule.labels, Reading.of(hp),
+    tagger = WordTagger(Replay(recorded, TorchRunner(model)), datamodule.tokenizer, datamodule.labels, Reading.of(hp),
                         datamodule.eval_batch_size, max_tokens=hp.max_tokens)  # fmt: skip
     tagged = tagger(words["tokens"], documents)
     return entity_temperature(words["tags"], tagged, {label: i for i, label in enumerate(datamodule.labels)})

@@ -157,6 +157,26 @@ class TorchRunner:
 Runner = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 
 
+class Replay:
+    """A runner that answers with logits the same model already gave for the same batch (`recorded`: (input_ids,
+    logits) pairs, such as training's validation pass of the epoch it exports) and runs `fallback` on any other."""
+
+    def __init__(self, recorded: Sequence[tuple[torch.Tensor, np.ndarray]], fallback: Runner) -> None:
+        self.recorded = {self._key(ids): logits for ids, logits in recorded}
+        self.fallback, self.replayed = fallback, 0
+
+    @staticmethod
+    def _key(input_ids: torch.Tensor) -> tuple:
+        return tuple(input_ids.shape), input_ids.numpy().tobytes()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        logits = self.recorded.get(self._key(input_ids))
+        if logits is None:
+            return self.fallback(input_ids, attention_mask)
+        self.replayed += 1
+        return logits
+
+
 class WordTagger:
     """One tag a word from a model: the rows training encoded, batched in length order (as evaluation batches
     them, so the same sentences give the same batches and the same numbers), read on each word's sub-tokens."""

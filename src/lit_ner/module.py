@@ -135,6 +135,10 @@ class NerModule(L.LightningModule):
         self.val_metric = EntityMetric(self.labels, mode=metric_mode)
         self.test_metric = EntityMetric(self.labels, mode=metric_mode)
         self.test_strict = EntityMetric(self.labels, mode="strict")
+        # the validation pass of the best epoch so far by val/f1, as (input_ids, logits) a batch: the export's
+        # temperature is fitted on it without reading the split again (lit_ner.train.finish)
+        self.best_validation: tuple[float, list] = (float("-inf"), [])
+        self._recording: list | None = None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -143,11 +147,14 @@ class NerModule(L.LightningModule):
         return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        if "position_ids" in batch:  # sentences packed into shared rows (lit_ner.data.packing)
+            logits = self.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+        else:
+            logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch.get("all_labels", batch["labels"]))
         if not torch.isfinite(loss):
             self.diverged(f"the training loss is {loss.item()}")
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(logits))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["sentence"]))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -174,6 +181,8 @@ class NerModule(L.LightningModule):
         loss = self._loss(logits, batch["labels"])
         # argmax on the device: only label ids (and then only counts) ever leave it, never full logits
         preds = logits.argmax(-1)
+        if stage == "val" and self._recording is not None:
+            self._recording.append((batch["input_ids"].cpu(), logits.detach().float().cpu().numpy()))
         for metric in metrics:
             metric.update(preds, batch["labels"], batch["continues"])
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(logits), sync_dist=True)
@@ -184,11 +193,19 @@ class NerModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", [self.test_metric, self.test_strict])
 
+    def on_validation_epoch_start(self) -> None:
+        # full precision only: mixed-precision logits are not what the exported model gives when read in float32
+        full = str(self.trainer.precision) in ("32-true", "32")
+        self._recording = [] if full and not self.trainer.sanity_checking else None
+
     def on_validation_epoch_end(self) -> None:
         scores = self.val_metric.compute()
         # how many entities the model predicted at all: 0 means it has only learnt "O" (see train's zero-F1 warning)
         predicted = self.val_metric.predicted.sum().float()
         self.val_metric.reset()
+        if self._recording is not None and float(scores["f1"]) > self.best_validation[0]:
+            self.best_validation = (float(scores["f1"]), self._recording)
+        self._recording = None
         self.log("val/f1", scores.pop("f1"), prog_bar=True)
         # summed over processes: each validates its own share of the sentences
         self.log("val/predicted_entities", predicted, sync_dist=True, reduce_fx="sum")

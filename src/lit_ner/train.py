@@ -61,6 +61,7 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     if resume is not None:
         resume.check_labels(datamodule.labels)
     model = build(cfg.model, labels=datamodule.labels, _convert_="all")
+    datamodule.check_packing(model.model)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
     checkpoint = configured.get("model_checkpoint")  # best.ckpt (callbacks/default.yaml)
@@ -86,6 +87,14 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     return result
 
 
+def replayable(result: dict[str, Any], model: Any) -> list:
+    """The validation batches training read with the exported weights (the best epoch by val/f1), if the best
+    checkpoint is that epoch's; else none, and the temperature reads the split again."""
+    f1, batches = model.best_validation
+    best = result["best"]
+    return batches if best["metric"] == "val/f1" and best["value"] is not None and best["value"] == f1 else []
+
+
 def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, result: dict[str, Any]) -> None:
     """Rank zero only: export, record hyper-parameters with the final metrics, write and print the summary."""
     run_dir = Path(cfg.run_dir)
@@ -96,7 +105,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         # scores that mean what they say: the temperature that fits the validation entities, applied by every reader
         # (on the device training used: Lightning's teardown has moved the model to the CPU)
         device = trainer.strategy.root_device
-        calibration = {"temperature": validation_temperature(model.model.to(device), datamodule)}
+        temperature = validation_temperature(model.model.to(device), datamodule, replayable(result, model))
+        calibration = {"temperature": temperature}
         folder = export_model(
             model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line(),
             calibration,

@@ -15,6 +15,7 @@ from lit_ner.data.align import IGNORE, neighbour_words
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data import cache
+from lit_ner.data.packing import pack_batch, packs_exactly
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
@@ -120,6 +121,7 @@ class NerDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         max_tokens: int | None = None,
         bucket_batches: int = 1,
+        pack: bool = True,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
         validation_fraction: float = 0.1,
@@ -285,11 +287,11 @@ class NerDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, split: Dataset, batch_sampler: Any) -> DataLoader:
+    def _loader(self, split: Dataset, batch_sampler: Any, collate: Any = None) -> DataLoader:
         return DataLoader(
             split,
             batch_sampler=batch_sampler,
-            collate_fn=self.collate,
+            collate_fn=collate or self.collate,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -300,6 +302,17 @@ class NerDataModule(L.LightningDataModule):
         (lit_ner.resume.ExactResume says which). The batch order depends on (seed, epoch) alone, so the rest of the
         epoch is what the uninterrupted run saw."""
         self.skipped = (epoch, batches)
+
+    def check_packing(self, model: torch.nn.Module) -> None:
+        """With data.pack, train on padded batches instead if `model` does not read packed rows exactly
+        (lit_ner.data.packing.packs_exactly); says so."""
+        if self.hparams.pack and not packs_exactly(model, model.config.vocab_size):
+            log.warning(
+                "data.pack: %s does not read sentences packed into one row as it reads them alone (it needs "
+                "position_ids and transformers' packed-sequence masks): training on padded batches, which give "
+                "the same model more slowly. Set data.pack=false to silence this.", type(model).__name__,
+            )  # fmt: skip
+            self.hparams.pack = False
 
     def train_dataloader(self) -> DataLoader:
         split = self.datasets["train"]
@@ -315,7 +328,7 @@ class NerDataModule(L.LightningDataModule):
             world_size=world,
             skip_of=lambda epoch: self.skipped[1] if epoch == self.skipped[0] else 0,
         )
-        return self._loader(split, sampler)
+        return self._loader(split, sampler, self.collate_packed if self.hparams.pack else self.collate)
 
     def eval_dataloader(self, name: str) -> DataLoader | None:
         if name not in self.datasets:
@@ -343,13 +356,20 @@ class NerDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | None:
         return self.eval_dataloader("test")
 
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def collate_packed(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """A training batch with its sentences packed into shared rows (data.pack; lit_ner.data.packing)."""
+        return pack_batch(rows, self._pad_id(), ["labels", "all_labels"] if self.hparams.label_all_tokens else ["labels"])
+
     def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """Pad to the longest row of the batch (or the next multiple of `pad_to_multiple_of`, for tensor cores)."""
         longest = max(len(r["input_ids"]) for r in rows)
         multiple = self.hparams.pad_to_multiple_of
         if multiple:
             longest = -(-longest // multiple) * multiple
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pad_id = self._pad_id()
         batch = {
             "input_ids": torch.full((len(rows), longest), pad_id, dtype=torch.long),
             "attention_mask": torch.zeros((len(rows), longest), dtype=torch.long),
