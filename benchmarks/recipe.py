@@ -121,10 +121,11 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     if defaults:
         return {"f1_history": seen["f1_history"]}
     if whole:
+        result = {"dev_f1": seen["f1_history"][-1]}  # the last epoch's, as the Trainer reports it
         if "test" in tokenized:
-            trainer.evaluate(tokenized["test"], metric_key_prefix="test")
+            result["test_f1"] = trainer.evaluate(tokenized["test"], metric_key_prefix="test")["test_f1"]
         trainer.save_model(str(work / "model"))
-        return {}
+        return result
     result = {**meter.result(), "f1": seen["scores"]["f1"], **peak_memory(meter.cuda)}
     # the metric row: seqeval as the recipe's compute_metrics runs it, and EntityMetric, on the same predictions
     pred_ids, label_ids = seen["pred_ids"], seen["label_ids"]

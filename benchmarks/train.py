@@ -99,11 +99,15 @@ def metric_benchmark(job: dict[str, Any], validation: dict[str, list], sentences
 # ---- whole command -------------------------------------------------------------------------------------------------
 def whole_command(job: dict[str, Any]) -> dict[str, float]:
     """Wall time of each side as a user runs it, start-up included: lit_ner's train (fit, test, export) and a
-    recipe script (train, evaluate on test, save). Each starts with a cold data cache."""
-    work = Path(job["work_dir"]) / "whole"
+    recipe script (train, evaluate on test, save), one after the other; each starts with a cold data cache. With
+    the dev F1 each reports (lit_ner its best epoch's, the recipe its last) and their test F1."""
+    work = Path(job["work_dir"]) / f"whole_seed_{job['seed']}"
     work.mkdir(parents=True, exist_ok=True)
     recipe_job = work / "recipe_job.json"
-    recipe_job.write_text(json.dumps(job | {"work_dir": str(work), "whole": True}), encoding="utf-8")
+    recipe_result = work / "recipe_result.json"
+    recipe_job.write_text(
+        json.dumps(job | {"work_dir": str(work), "whole": True, "result_file": str(recipe_result)}), encoding="utf-8"
+    )
     commands = {
         "lit_ner": [sys.executable, "-m", "lit_ner.train", *lit_ner_overrides(job), f"hydra.run.dir={work / 'lit_ner'}",
                     f"data.cache_dir={work / 'cache'}", "demo_sentences=[]"],
@@ -118,7 +122,12 @@ def whole_command(job: dict[str, Any]) -> dict[str, float]:
         if done.returncode:
             raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}); see {work / f'{side}.log'}")
         seconds[side] = time.perf_counter() - started
-    return seconds
+    metrics = json.loads((work / "lit_ner" / "metrics.json").read_text(encoding="utf-8"))
+    recipe = json.loads(recipe_result.read_text(encoding="utf-8"))
+    return seconds | {
+        "lit_ner_dev_f1": metrics["best"]["value"], "lit_ner_test_f1": metrics["scores"].get("test/f1"),
+        "recipe_dev_f1": recipe["dev_f1"], "recipe_test_f1": recipe.get("test_f1"),
+    }  # fmt: skip
 
 
 # ---- report --------------------------------------------------------------------------------------------------------
@@ -213,6 +222,40 @@ def report(args: argparse.Namespace, job: dict, data: dict, peak: float, sides: 
     return "\n".join(out) + "\n"
 
 
+def whole_table(args: argparse.Namespace, data: dict, runs: list[dict[str, float]]) -> str:
+    """The whole commands of --whole-only: a row a seed, then the means."""
+    from lit_ner.sweeps import mean_std
+
+    n = data["sentences"]
+    lines = [
+        f"## Whole command, lit_ner at its defaults against the recipe ({datetime.now():%Y-%m-%d %H:%M})",
+        "",
+        f"- machine: {machine()}",
+        f"- command: `{' '.join(['python -m benchmarks.train', *args.argv])}`",
+        f"- data: {data['source']}; {n['train']} train / {n['validation']} validation / {n.get('test', 0)} test sentences",
+        "",
+        "| seed | lit_ner, s | recipe, s | recipe / lit_ner | lit_ner dev F1 (best epoch) | recipe dev F1 (last) | lit_ner test F1 | recipe test F1 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for seed, run in zip(args.seeds or [args.seed], runs):
+        lines.append(
+            f"| {seed} | {run['lit_ner']:.1f} | {run['recipe']:.1f} | {run['recipe'] / run['lit_ner']:.2f} | "
+            f"{run['lit_ner_dev_f1']:.4f} | {run['recipe_dev_f1']:.4f} | {run['lit_ner_test_f1'] or 0:.4f} | "
+            f"{run['recipe_test_f1'] or 0:.4f} |"
+        )
+    if len(runs) > 1:
+        def column(key: str) -> str:
+            return mean_std([run[key] or 0.0 for run in runs])
+
+        ratio = sum(run["recipe"] for run in runs) / sum(run["lit_ner"] for run in runs)
+        lines.append(
+            f"| mean | {sum(r['lit_ner'] for r in runs) / len(runs):.1f} | {sum(r['recipe'] for r in runs) / len(runs):.1f} "
+            f"| {ratio:.2f} | {column('lit_ner_dev_f1')} | {column('recipe_dev_f1')} | {column('lit_ner_test_f1')} | "
+            f"{column('recipe_test_f1')} |"
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def derived(side: dict[str, Any], peak: float, eval_sentences: int, metric_seconds: float) -> dict[str, Any]:
     gflops = 6 * side["non_embedding_params"] * side["tokens_per_s"] / 1e9
     return side | {
@@ -243,6 +286,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--matmul-size", type=int, default=2048)
     p.add_argument("--whole-command", action="store_true", help="also time both as whole commands (slow)")
     p.add_argument("--output", default=None, help="markdown file (default outputs/bench/<date>.md)")
+    p.add_argument("--whole-only", action="store_true",
+                   help="only the whole commands, one after the other for each of --seeds: seconds and dev F1")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="with --whole-only (default: --seed)")
     p.add_argument("--work-dir", default=None, help="keep runs here (default: a temporary folder)")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -265,6 +311,10 @@ def main(argv: list[str] | None = None) -> str:
             # lit_ner's default, or the encoder's positions when fewer; the recipe truncates there too
             "max_length": min(256, AutoConfig.from_pretrained(model).max_position_embeddings),
         }  # fmt: skip
+        if args.whole_only:
+            text = whole_table(args, data, [whole_command(job | {"seed": seed}) for seed in args.seeds or [args.seed]])
+            print("\n" + text)
+            return text
         if args.threads:  # the peak with the threads the runs get
             __import__("torch").set_num_threads(args.threads)
         peak = matmul_peak(args.matmul_size, args.device)

@@ -58,7 +58,7 @@ def test_prepare_encodes_once_and_setup_only_loads(tiny_model: Path, conll_folde
 
 
 def test_batches_pad_to_the_longest_row_and_keep_windows_together(tiny_model: Path, conll_folder: Path, tmp_path: Path) -> None:
-    dm = make(tiny_model, conll_folder, tmp_path, batch_size=4)
+    dm = make(tiny_model, conll_folder, tmp_path, batch_size=4, pack=False)
     dm.prepare_data()
     dm.setup("fit")
     for batch in dm.train_dataloader():
@@ -97,7 +97,7 @@ def test_bucket_batches_sets_how_length_sorted_the_training_batches_are(
     tiny_model: Path, conll_folder: Path, tmp_path: Path
 ) -> None:
     def batch_lengths(bucket_batches: int) -> list[list[int]]:
-        dm = make(tiny_model, conll_folder, tmp_path, batch_size=2, bucket_batches=bucket_batches)
+        dm = make(tiny_model, conll_folder, tmp_path, batch_size=2, bucket_batches=bucket_batches, pack=False)
         dm.prepare_data()
         dm.setup("fit")
         return [b["attention_mask"].sum(1).tolist() for b in dm.train_dataloader()]

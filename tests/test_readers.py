@@ -349,3 +349,35 @@ def test_real_btc_hf_sections_keep_empty_tokens(shared_dataset) -> None:
 def test_real_btc_repository_split_files_found_in_subfolder(shared_dataset) -> None:
     dd = load_ner_dataset(path=str(shared_dataset("broad_twitter_corpus")))
     assert {split: len(ds) for split, ds in dd.items()} == {"train": 6338, "validation": 1001, "test": 2001}
+
+
+# ---- Streaming: a corpus larger than memory is read into Arrow files a sentence at a time
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("conll2003", {}),
+        ("wikiann-en", {"token_prefix": "en:"}),
+        ("broad_twitter_corpus", {"data_files": BTC_SECTIONS}),
+        ("broad_twitter_corpus/train_dev_test_conll", {}),
+    ],
+)
+def test_the_streamed_reader_gives_the_dataset_read_whole(name: str, options: dict, shared_dataset, tmp_path: Path) -> None:
+    path = shared_dataset(name.split("/")[0]) / "/".join(name.split("/")[1:])
+    whole = load_ner_dataset(path=str(path), **options)
+    streamed = load_ner_dataset(path=str(path), scratch=tmp_path, **options)
+    assert list(streamed) == list(whole)
+    for split in whole:
+        assert streamed[split].cache_files  # on disk, memory-mapped: not built in memory
+        assert streamed[split].features == whole[split].features
+        assert streamed[split].to_dict() == whole[split].to_dict(), split
+
+
+def test_streamed_errors_still_name_the_file_and_line(tmp_path: Path) -> None:
+    file = write(tmp_path / "data", "train.txt", "a\tO\nb\tO\n\nc\tO\nd O\n")
+    with pytest.raises(DataError, match=r"train.txt:5: 1 columns where the first token line has 2"):
+        load_ner_dataset(path=str(file.parent), scratch=tmp_path / "scratch")
+    write(tmp_path / "data", "train.txt", b"a O\n\nb O\n\xe9t\xe9 O\n")
+    with pytest.raises(DataError, match=r"train.txt:4: not UTF-8"):
+        load_ner_dataset(path=str(file.parent), scratch=tmp_path / "scratch")

@@ -376,3 +376,33 @@ def test_early_stopping_stops_a_run_that_no_longer_improves_also_after_resume(
     assert last_epoch(tmp_path / "run") == 0
     train(make_cfg(tmp_path / "elsewhere", tiny_model, tmp_path / "cache", *stopping, f"ckpt_path={tmp_path / 'run'}"))
     assert last_epoch(tmp_path / "run") == 1
+
+
+def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model: Path, tmp_path: Path, make_cfg,
+                                                                    monkeypatch) -> None:
+    # training fits the export's temperature on the validation logits its best epoch already computed; a fresh
+    # reading of the exported model must fit the same one
+    import lit_ner.inference
+    from transformers import AutoModelForTokenClassification
+
+    from lit_ner.calibration import validation_temperature
+
+    replays = []
+
+    class Spy(lit_ner.inference.Replay):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            replays.append(self)
+
+    monkeypatch.setattr(lit_ner.inference, "Replay", Spy)
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=2")
+    result = train(cfg)
+    assert replays[0].replayed > 0 and len(replays[0].recorded) == replays[0].replayed  # no batch read again
+    export = Path(result["export"])
+    stored = json.loads((export / "config.json").read_text())["lit_ner_calibration"]["temperature"]
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("validate")
+    model = AutoModelForTokenClassification.from_pretrained(export)
+    assert validation_temperature(model, datamodule) == pytest.approx(stored, rel=1e-5)
+    assert replays[-1].replayed == 0  # that reading ran the model

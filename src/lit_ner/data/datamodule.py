@@ -2,10 +2,14 @@
 
 import json
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
 from torch.utils.data import DataLoader
@@ -33,6 +37,7 @@ SOURCE_KEYS = (
     "validation_fraction", "seed",
 )  # fmt: skip
 CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read with
+PARALLEL_ROWS = 50_000  # a split this large is converted and tokenized on every core
 
 
 def check_plain(raw: DatasetDict, where: str) -> None:
@@ -56,30 +61,52 @@ def prepare_tags(
     labels: list[str] | None = None,
     where: str = "the data",
 ) -> tuple[DatasetDict, list[str], dict[str, Any]]:
-    """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list."""
+    """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list.
+    The tags are read a block at a time (`tag_sequences`): a corpus on disk is never whole in memory."""
     if scheme == "plain":
         check_plain(raw, where)
-    source = detect_scheme(t for split in raw.values() for t in split["tags"]) if scheme == "auto" else scheme
+    source = detect_scheme(t for split in raw.values() for t in tag_sequences(split)) if scheme == "auto" else scheme
     report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}}
     for name, split in raw.items():
-        found = [(i, *bad) for i, tags in enumerate(split["tags"]) for bad in invalid_transitions(tags, source)]
+        found = [(i, *bad) for i, tags in enumerate(tag_sequences(split)) for bad in invalid_transitions(tags, source)]
         report["invalid_transitions"][name] = {"count": len(found), "examples": found[:5]}
     converted = DatasetDict(
         {
-            name: split.map(
+            # valid tags already in the target scheme convert to themselves: no pass over the split
+            name: split if source == train_scheme and not report["invalid_transitions"][name]["count"] else split.map(
                 lambda batch: {"tags": [convert_tags(t, source, train_scheme) for t in batch["tags"]]},
                 batched=True,
+                num_proc=processes_for(len(split)),
                 desc=f"tags {source} -> {train_scheme} ({name})",
             )
             for name, split in raw.items()
         }
     )
     fixed = labels
-    labels = build_labels((t for split in converted.values() for t in split["tags"]), fixed=fixed, scheme=train_scheme)
+    labels = build_labels((t for split in converted.values() for t in tag_sequences(split)), fixed=fixed,
+                          scheme=train_scheme)  # fmt: skip
     if fixed is not None:  # a tag outside a fixed list stops with where it occurs
         for name, split in converted.items():
-            check_labels(split["tags"], labels, where=f"{where} split '{name}'")
+            check_labels(tag_sequences(split), labels, where=f"{where} split '{name}'")
     return converted, labels, report
+
+
+def tag_sequences(split: Dataset, block: int = 10_000) -> Iterator[list[str]]:
+    """Each sentence's tags, read `block` sentences at a time."""
+    for batch in split.select_columns(["tags"]).iter(batch_size=block):
+        yield from batch["tags"]
+
+
+def row_lengths(split: Dataset) -> list[int]:
+    """Each encoded row's tokens, from the Arrow column (memory-mapped: no row is read into Python)."""
+    return pc.list_value_length(split.data.column("input_ids")).to_numpy().tolist()
+
+
+def processes_for(rows: int) -> int | None:
+    """Processes for a datasets.map over `rows` rows: every core for a large split (a map is Python, one core a
+    process), none (this one) for a small one, where starting processes costs more than it saves."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores if rows >= PARALLEL_ROWS and cores > 1 else None
 
 
 class NerDataModule(L.LightningDataModule):
@@ -168,14 +195,15 @@ class NerDataModule(L.LightningDataModule):
             self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, files)
         return self._cache_path
 
-    def words_from_source(self) -> DatasetDict:
+    def words_from_source(self, scratch: Path | None = None) -> DatasetDict:
         """The sentences as words and tags (converted to `train_scheme`), read and checked from the source itself
-        (not the cache); sets the labels and the scheme report."""
+        (not the cache); sets the labels and the scheme report. `scratch`: a folder where local CoNLL files stream
+        into Arrow files instead of memory."""
         hp = self.hparams
         if hp.synthetic == "books":
             raw = make_book_corpus(hp.synthetic_size, seed=hp.seed, validation_fraction=hp.validation_fraction)
         else:
-            raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS})
+            raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS}, scratch=scratch)
         where = "the book corpus" if hp.synthetic else f"data.path={hp.path}" if hp.path else f"hub {hp.hub_name}"
         words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels, where)
         self._meta = {"labels": labels, **report}
@@ -185,7 +213,14 @@ class NerDataModule(L.LightningDataModule):
         target = self.cache_path
         if (target / "meta.json").exists():
             return
-        words = self.words_from_source()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # the source streams into Arrow files here, and each pass over it writes its own beside them; all of it goes
+        # once the cache is written
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.scratch-") as scratch:
+            self._prepare(target, Path(scratch))
+
+    def _prepare(self, target: Path, scratch: Path) -> None:
+        words = self.words_from_source(scratch)
         meta = self._meta
         tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
         self._check_max_length()
@@ -199,6 +234,7 @@ class NerDataModule(L.LightningDataModule):
                     with_indices=True,
                     # every input column, the document context's too: a sentence in windows gives several rows
                     remove_columns=split.column_names,
+                    num_proc=processes_for(len(split)),
                     fn_kwargs=dict(
                         tokenizer=tokenizer,
                         label2id=label2id,
@@ -216,7 +252,7 @@ class NerDataModule(L.LightningDataModule):
             name: {
                 "sentences": len(words[name]),
                 "rows": len(encoded[name]),
-                "split_sentences": sum(1 for w in encoded[name]["window"] if w == 1),
+                "split_sentences": pc.sum(pc.equal(encoded[name].data.column("window"), 1)).as_py() or 0,
             }
             for name in words
         }
@@ -317,7 +353,7 @@ class NerDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         split = self.datasets["train"]
         rank, world = self._distribution()
-        lengths = [len(ids) for ids in split["input_ids"]]
+        lengths = row_lengths(split)
         sampler = BucketBatchSampler(
             SeededPermutation(len(lengths), self.hparams.seed, lambda: self.trainer.current_epoch if self.trainer else 0),
             lengths,
@@ -339,8 +375,8 @@ class NerDataModule(L.LightningDataModule):
         if world > 1:  # Lightning stops when a process gets no batch: a split this small gets smaller batches
             batch_size = max(1, min(batch_size, len(set(split["sentence"])) // world))
         sampler = SortedBatchSampler(
-            [len(ids) for ids in split["input_ids"]],
-            split["sentence"],
+            row_lengths(split),
+            split.data.column("sentence").to_numpy(),
             batch_size,
             # no more than 16 tokens a row on average: batches of long sentences get fewer rows, which bounds
             # memory and, on CPU, ran evaluation 1.1-1.4x faster than full batches of long rows (docs/benchmarks.md)

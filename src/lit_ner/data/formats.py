@@ -6,7 +6,7 @@ JSON `document` field; else each sentence its own). Which file is which split, a
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
+from datasets.exceptions import DatasetGenerationError
 
 from lit_ner.data import annotation, textminr
 from lit_ner.errors import ConfigError, DataError
@@ -105,8 +106,21 @@ def _names_of(ids: list[int], names: list[str], where: str) -> list[str]:
 # ---- Local files: the files of one split
 
 
-def read_split_files(paths: list[Path], opts: FormatOptions) -> Dataset:
-    """The files of one split, in their order, as one Dataset; a document never continues into the next file."""
+def read_split_files(paths: list[Path], opts: FormatOptions, scratch: Path | None = None) -> Dataset:
+    """The files of one split, in their order, as one Dataset; a document never continues into the next file.
+    With `scratch` (a folder), CoNLL files stream into an Arrow file there, a sentence at a time, so a corpus larger
+    than memory can be read; the other formats are read whole."""
+    if scratch is not None and all(_is_conll(file, opts) for file in paths):
+        try:
+            return Dataset.from_generator(
+                # a tuple: datasets would shard a list, one generator call a file, each numbering documents from 0
+                _conll_split, gen_kwargs={"files": tuple(map(str, paths)), "opts": opts}, features=FEATURES,
+                cache_dir=str(scratch), keep_in_memory=False,
+            )  # fmt: skip
+        except DatasetGenerationError as err:  # datasets wraps what the reader raised: say that, with its file and line
+            if isinstance(err.__cause__, (DataError, ConfigError)):
+                raise err.__cause__ from None
+            raise
     parts = []
     for file in paths:
         if file.suffix.lower() == ".parquet":
@@ -123,6 +137,22 @@ def read_split_files(paths: list[Path], opts: FormatOptions) -> Dataset:
     return datasets.concatenate_datasets(parts).remove_columns("document").add_column("document", documents)
 
 
+def _is_conll(file: Path, opts: FormatOptions) -> bool:
+    suffix = file.suffix.lower()
+    return opts.format == "conll" or (opts.format == "auto" and suffix not in _JSON_SUFFIXES and suffix != ".parquet")
+
+
+def _conll_split(files: tuple[str, ...], opts: FormatOptions) -> Iterator[dict[str, Any]]:
+    """The sentences of a split's CoNLL files as rows, documents numbered on across the files."""
+    first = 0
+    for file in files:
+        last = None
+        for tokens, tags, document in conll_examples(Path(file), opts.tag_column, opts.token_prefix):
+            last = first + document
+            yield {"tokens": tokens, "tags": tags, "document": last}
+        first = last + 1 if last is not None else first
+
+
 def _read_parquet(file: Path, opts: FormatOptions) -> Dataset:
     """A parquet file (a Hub dataset's parquet export: ClassLabel names ride in its schema) as tokens and tags."""
     try:
@@ -135,7 +165,7 @@ def _read_parquet(file: Path, opts: FormatOptions) -> Dataset:
 
 
 def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[list[str]], list[int]]:
-    if opts.format == "conll" or (opts.format == "auto" and file.suffix.lower() not in _JSON_SUFFIXES):
+    if _is_conll(file, opts):
         return read_conll(file, opts.tag_column, opts.token_prefix)
     records = list(_iter_json(file))
     if not records:
@@ -183,61 +213,82 @@ def _read_text(file: Path) -> str:
 # ---- CoNLL columns
 
 
-def conll_lines(file: Path) -> tuple[list[str], str | None, list[list[int]], list[int]]:
-    """A CoNLL column file line for line: (its lines, the column separator, the line numbers (0-based) of each
-    sentence's tokens, each sentence's document). Blank lines separate sentences; each -DOCSTART- line ends one and
-    starts the next document (the file's first is 0). Training's reader and predict's CoNLL output both read this.
+def conll_separator(file: Path) -> str | None:
+    """"\t" if the file holds any tab (split on tabs only, so "\tO" is an empty token, kept as "": BTC has such
+    lines), else None (split on whitespace). Read in blocks: the file is never whole in memory."""
+    with open(file, "rb") as f:
+        while block := f.read(1 << 24):
+            if b"\t" in block:
+                return "\t"
+    return None
 
-    A file with any tab is split on tabs only (separator "\t"), so "\tO" is an empty token, kept as "" (BTC has such
-    lines); else on whitespace (separator None).
-    """
-    text = _read_text(file)
-    sep = "\t" if "\t" in text else None
-    lines = [line.rstrip("\r") for line in text.split("\n")]  # not splitlines(): tweets hold \x85 and \u2028
-    if lines and not lines[-1]:
-        lines.pop()  # the end of the last line, not a line of its own
-    sentences: list[list[int]] = []
-    documents: list[int] = []
-    current: list[int] = []
-    document = 0
+
+def text_lines(file: Path) -> Iterator[str]:
+    """A text file's lines, decoded one at a time: split on "\n" only (not str.splitlines: tweets hold \x85 and
+    \u2028), a trailing "\r" dropped, a byte-order mark too; bytes that are not UTF-8 stop with the line."""
+    with open(file, "rb") as f:
+        offset = 0
+        for number, raw in enumerate(f):
+            try:
+                line = raw.decode("utf-8-sig" if number == 0 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{file}:{number + 1}: not UTF-8 (byte offset {offset + err.start}: {raw[err.start:err.start + 1]!r}); "
+                    f"re-encode it, e.g. iconv -f latin1 -t utf-8 {file.name} > {file.stem}.utf8{file.suffix}"
+                ) from None
+            offset += len(raw)
+            yield line.removesuffix("\n").rstrip("\r")
+
+
+def conll_sentences(file: Path, lines: Iterable[str]) -> Iterator[tuple[list[int], list[str], int]]:
+    """The sentences of a CoNLL column file's `lines`, as they are read: (the line numbers (0-based) of its tokens,
+    those lines, its document). Blank lines separate sentences; each -DOCSTART- line ends one and starts the next
+    document (the file's first is 0)."""
+    numbers: list[int] = []
+    current: list[str] = []
+    document, sentences, blank = 0, 0, True
     for number, line in enumerate(lines):
         if not line.strip() or line.startswith(DOCSTART):  # a document marker also ends a sentence
             if current:
-                sentences.append(current)
-                documents.append(document)
-                current = []
+                yield numbers, current, document
+                sentences += 1
+                numbers, current = [], []
             document += bool(sentences) and line.startswith(DOCSTART)  # the file's first document is 0
+            blank = blank and not line.strip()
             continue
-        current.append(number)
+        numbers.append(number)
+        current.append(line)
     if current:
-        sentences.append(current)
-        documents.append(document)
-    if not sentences:
+        yield numbers, current, document
+    elif not sentences:
+        if blank:
+            raise _empty_file(file)
         raise DataError(
             f"{file}: no sentences (only blank or -DOCSTART- lines); fill it, or remove it (or leave it out with "
             "data.data_files)"
         )
-    return lines, sep, sentences, documents
 
 
-def read_conll(
-    file: str | Path, tag_column: int = -1, token_prefix: str | None = None
-) -> tuple[list[list[str]], list[list[str]], list[int]]:
-    """Sentences of a CoNLL column file (`conll_lines`): token in column 0, tag in `tag_column`.
-    Returns the sentences' tokens, tags and documents (numbered from 0; each -DOCSTART- line starts the next one).
-    Every token line must have as many columns as the first one and a non-empty tag.
-    """
-    # Parsed here rather than by datasets' "conll" builder: it pads or cuts odd lines silently and cannot
-    # strip prefixes, so each line would be split twice; this loop reads CoNLL-2003 train in well under a second.
-    file = Path(file)
-    lines, sep, numbers, documents = conll_lines(file)
-    sentences: list[list[str]] = []
-    sentence_tags: list[list[str]] = []
+def conll_lines(file: Path) -> tuple[list[str], str | None, list[list[int]], list[int]]:
+    """A CoNLL column file line for line: (its lines, the column separator (`conll_separator`), the line numbers
+    (0-based) of each sentence's tokens, each sentence's document), as `conll_sentences` reads them: training's
+    reader and predict's CoNLL output both read this."""
+    lines = list(text_lines(file))
+    sentences = list(conll_sentences(file, lines))
+    return lines, conll_separator(file), [numbers for numbers, _, _ in sentences], [d for _, _, d in sentences]
+
+
+def conll_examples(
+    file: Path, tag_column: int = -1, token_prefix: str | None = None
+) -> Iterator[tuple[list[str], list[str], int]]:
+    """(tokens, tags, document) of each sentence of a CoNLL column file (`conll_sentences`), one at a time: token in
+    column 0, tag in `tag_column`. Every token line must have as many columns as the first one and a non-empty tag."""
+    sep = conll_separator(file)
     columns = column = 0
-    for sentence in numbers:
+    for numbers, lines, document in conll_sentences(file, text_lines(file)):
         tokens, tags = [], []
-        for number in sentence:
-            fields = lines[number].split(sep)
+        for number, line in zip(numbers, lines):
+            fields = line.split(sep)
             if not columns:
                 columns, column = len(fields), _tag_index(tag_column, len(fields), f"{file}:{number + 1}")
             if len(fields) != columns:
@@ -251,9 +302,18 @@ def read_conll(
             token = fields[0]
             tokens.append(token[len(token_prefix):] if token_prefix and token.startswith(token_prefix) else token)
             tags.append(tag)
-        sentences.append(tokens)
-        sentence_tags.append(tags)
-    return sentences, sentence_tags, documents
+        yield tokens, tags, document
+
+
+def read_conll(
+    file: str | Path, tag_column: int = -1, token_prefix: str | None = None
+) -> tuple[list[list[str]], list[list[str]], list[int]]:
+    """The sentences of a CoNLL column file (`conll_examples`) as lists: their tokens, tags and documents.
+
+    Parsed here rather than by datasets' "conll" builder: it pads or cuts odd lines silently and cannot strip
+    prefixes."""
+    examples = list(conll_examples(Path(file), tag_column, token_prefix))
+    return [e[0] for e in examples], [e[1] for e in examples], [e[2] for e in examples]
 
 
 def _tag_index(tag_column: int, columns: int, where: str) -> int:

@@ -48,12 +48,14 @@ def load_ner_dataset(
     pretokenizer: str = "punctuation",
     validation_fraction: float = 0.1,
     seed: int = 42,
+    scratch: Path | None = None,
 ) -> DatasetDict:
     """Load an NER dataset as splits of `tokens` and `tags`; a local `path` wins over `hub_name`.
 
     Without a validation split, `validation_fraction` of train is carved off with `seed`; test may be absent
     when the source has none (logged). `text_field`, `span_policy`, `overlap_policy` and `pretokenizer` say how Label
-    Studio and doccano exports become words (`lit_ner.data.annotation.SpanOptions`).
+    Studio and doccano exports become words (`lit_ner.data.annotation.SpanOptions`). With `scratch` (a folder),
+    CoNLL files stream into Arrow files there instead of memory (`formats.read_split_files`).
     """
     if format not in FORMATS:
         raise ConfigError(f"data.format={format!r} is not one of {', '.join(FORMATS)}")
@@ -66,7 +68,7 @@ def load_ner_dataset(
     if path is not None:
         if hub_name:
             logger.info("data.path is set: reading %s instead of the hub dataset %s", path, hub_name)
-        splits = _load_local(Path(path).expanduser(), data_files, opts)
+        splits = _load_local(Path(path).expanduser(), data_files, opts, scratch)
     elif hub_name:
         splits = _load_hub(hub_name, hub_config, hub_revision, opts)
     else:
@@ -110,7 +112,9 @@ def _from_arrow(loaded: Dataset | DatasetDict, source: str, opts: FormatOptions)
 # ---- Local files: which file is which split
 
 
-def _load_local(path: Path, data_files: Mapping | None, opts: FormatOptions) -> dict[str, tuple[Dataset, str]]:
+def _load_local(
+    path: Path, data_files: Mapping | None, opts: FormatOptions, scratch: Path | None = None
+) -> dict[str, tuple[Dataset, str]]:
     if not path.exists():
         raise ConfigError(f"data.path={path} does not exist; give the folder (or file) that holds the split files")
     if is_saved_dataset(path, opts.format):
@@ -128,7 +132,10 @@ def _load_local(path: Path, data_files: Mapping | None, opts: FormatOptions) -> 
             f"no train split under {path} (found: {found}); name it train*, or set "
             f"data.data_files={{train: [...], validation: [...], test: [...]}} (file name globs under data.path)"
         )
-    return {split: (read_split_files(paths, opts), ", ".join(map(str, paths))) for split, paths in files.items()}
+    return {
+        split: (read_split_files(paths, opts, scratch and scratch / split), ", ".join(map(str, paths)))
+        for split, paths in files.items()
+    }
 
 
 def local_files(path: Path, data_files: Mapping | None, format: str = "auto") -> list[Path]:

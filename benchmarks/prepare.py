@@ -1,0 +1,96 @@
+"""`python -m benchmarks.prepare`: data preparation of a corpus larger than memory. CoNLL-2003 train is repeated into
+CoNLL files of each size asked for (with CoNLL-2003's own dev and test), and the whole command a user runs,
+`python -m lit_ner.train experiment=conll2003 model=minilm data.path=<folder> debug=fast test=false`, is timed with
+a cold cache, one run after the other: wall time, sentences a second, and the peak resident memory of the process
+and its children. With `--baseline <git ref>`, the same command at that commit (a worktree of this clone) runs
+beside each size: the table then says lit_ner / baseline."""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from benchmarks.measure import SHARED_CONLL
+
+
+def write_corpus(folder: Path, source: Path, sentences: int) -> None:
+    """`folder`/train.txt: the sentences of `source`/train.txt repeated until there are `sentences`; valid.txt and
+    test.txt copied."""
+    from lit_ner.data.formats import conll_lines
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines, _, numbers, _ = conll_lines(source / "train.txt")
+    blocks = ["\n".join(lines[n] for n in sentence) + "\n\n" for sentence in numbers]
+    with open(folder / "train.txt", "w", encoding="utf-8") as out:
+        for i in range(sentences):
+            out.write(blocks[i % len(blocks)])
+    for name in ("valid.txt", "test.txt"):
+        (folder / name).write_bytes((source / name).read_bytes())
+
+
+def timed(command: list[str], log: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS of the largest process in MiB) of `command` run to its end in a child process."""
+    code = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], 'w'), stderr=subprocess.STDOUT).returncode; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)"
+    )  # a fresh process a run, so that ru_maxrss is this run's
+    out = subprocess.run([sys.executable, "-c", code, str(log), *command], capture_output=True, text=True, env=env)
+    seconds, kib, rc = out.stdout.split()
+    if int(rc):
+        raise SystemExit(f"{' '.join(command)} failed ({rc}); see {log}")
+    return float(seconds), int(kib) / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.prepare", description=__doc__)
+    p.add_argument("--sizes", type=int, nargs="+", default=[280_820, 500_000, 1_000_000], help="train sentences")
+    p.add_argument("--data", default=str(SHARED_CONLL), help="a CoNLL-2003 folder (train.txt, valid.txt, test.txt)")
+    p.add_argument("--baseline", default=None, help="a git ref to run the same command at, e.g. dfe0204")
+    p.add_argument("--work-dir", default=None, help="default: a temporary folder")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lit_ner_prepare_") as tmp:
+        work = Path(args.work_dir or tmp)
+        sides = {"lit_ner": Path.cwd()}
+        if args.baseline:
+            tree = work / "baseline"
+            if not tree.exists():
+                subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.baseline], check=True)
+            sides[f"baseline {args.baseline}"] = tree
+        rows = []
+        for size in args.sizes:
+            data = work / f"corpus_{size}"
+            write_corpus(data, Path(args.data), size)
+            for side, tree in sides.items():
+                run = work / f"run_{size}_{side.split()[0]}"
+                command = [
+                    sys.executable, "-m", "lit_ner.train", "experiment=conll2003", "model=minilm", f"data.path={data}",
+                    "debug=fast", "test=false", f"data.cache_dir={run / 'cache'}", f"hydra.run.dir={run}",
+                ]  # fmt: skip
+                env = os.environ | {"PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
+                seconds, rss = timed(command, work / f"{run.name}.log", env)
+                rows.append((size, side, seconds, size / seconds, rss))
+                print(f"{size:,} sentences, {side}: {seconds:.1f} s, {size / seconds:,.0f} sentences/s, "
+                      f"peak RSS {rss:,.0f} MiB", flush=True)  # fmt: skip
+        if args.baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline")], check=False)
+    lines = [
+        f"## Data preparation ({datetime.now():%Y-%m-%d %H:%M}; `python -m benchmarks.prepare {' '.join(argv or sys.argv[1:])}`)",
+        "",
+        "| train sentences | code | seconds | sentences/s | peak RSS, MiB |",
+        "|---:|---|---:|---:|---:|",
+        *(f"| {size:,} | {side} | {s:.1f} | {rate:,.0f} | {rss:,.0f} |" for size, side, s, rate, rss in rows),
+    ]
+    if args.baseline:
+        lines += ["", "| train sentences | speed-up (baseline seconds / lit_ner seconds) | peak RSS, lit_ner − baseline, MiB |", "|---:|---:|---:|"]
+        for size in args.sizes:
+            ours, theirs = [r for r in rows if r[0] == size]
+            lines.append(f"| {size:,} | {theirs[2] / ours[2]:.2f} | {ours[4] - theirs[4]:+,.0f} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
