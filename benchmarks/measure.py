@@ -87,13 +87,17 @@ class Meter:
 
         embedded = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
         self.non_embedding = sum(p.numel() for p in model.parameters()) - embedded
+        self.pad_id = model.config.pad_token_id or 0
         model.register_forward_pre_hook(self._count, with_kwargs=True)
 
     def _count(self, module: Any, args: tuple, kwargs: dict) -> None:
         import torch
 
         if module.training and torch.is_grad_enabled():
-            mask = kwargs["attention_mask"]
+            # packed rows (lit_ner's data.pack) have no mask: their padding is the pad tokens at each row's end
+            mask = kwargs.get("attention_mask")
+            if mask is None:
+                mask = kwargs["input_ids"] != self.pad_id
             self.real = self.real + mask.sum()  # stays on the device: no synchronisation per step
             self.padded += mask.numel()
 
@@ -116,7 +120,7 @@ class Meter:
     def result(self) -> dict[str, Any]:
         real = int(self.real)
         if real == 0:
-            raise RuntimeError("no training forward passed an attention_mask keyword: the token count is empty")
+            raise RuntimeError("no training forward passed input_ids as a keyword: the token count is empty")
         return {
             "train_seconds": self.train_seconds,
             "steps": self.steps,

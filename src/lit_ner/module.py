@@ -154,7 +154,8 @@ class NerModule(L.LightningModule):
         loss = self._loss(logits, batch.get("all_labels", batch["labels"]))
         if not torch.isfinite(loss):
             self.diverged(f"the training loss is {loss.item()}")
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["sentence"]))
+        sentences = len(batch["sentence"]) if "sentence" in batch else len(logits)  # packed rows hold several
+        self.log("train/loss", loss, prog_bar=True, batch_size=sentences)
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,11 +214,17 @@ class NerDataModule(L.LightningDataModule):
         target = self.cache_path
         if (target / "meta.json").exists():
             return
+        new = not target.parent.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         # the source streams into Arrow files here, and each pass over it writes its own beside them; all of it goes
         # once the cache is written
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.scratch-") as scratch:
-            self._prepare(target, Path(scratch))
+        try:
+            with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.scratch-") as scratch:
+                self._prepare(target, Path(scratch))
+        except Exception:
+            if new:  # bad data leaves nothing behind: not even the cache folder this run made
+                shutil.rmtree(target.parent, ignore_errors=True)
+            raise
 
     def _prepare(self, target: Path, scratch: Path) -> None:
         words = self.words_from_source(scratch)
