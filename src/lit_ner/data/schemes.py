@@ -100,18 +100,24 @@ def inspect_scheme(sequences: Iterable[Sequence[str]]) -> SchemeReport:
     some L-/U-, IOB1 some I- that opens an entity, else IOB2. On mixed data the best-fitting
     scheme wins and the rest shows up in `invalid`. A split with only "O" tags reads as IOB2.
     """
-    sentences = [list(tags) for tags in sequences]
-    found = {
-        scheme: [(n, *t) for n, tags in enumerate(sentences) for t in invalid_transitions(tags, scheme)]
-        for scheme in _PREFERENCE
-    }
+    found: dict[str, list] = {scheme: [] for scheme in _PREFERENCE}
+    for n, tags in enumerate(sequences):  # one pass, a sentence at a time: a corpus on disk stays there
+        tags = list(tags)
+        for scheme in _PREFERENCE:
+            found[scheme] += [(n, *t) for t in invalid_transitions(tags, scheme)]
     scheme = min(_PREFERENCE, key=lambda s: len(found[s]))
     return SchemeReport(scheme, found[scheme])
 
 
 def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
-    """The scheme of a split's tag sequences; see `inspect_scheme` for the rules."""
-    return inspect_scheme(sequences).scheme
+    """The scheme of a split's tag sequences; see `inspect_scheme` for the rules. Counts only, a sentence at a
+    time: memory does not grow with the corpus (the wrong schemes' invalid transitions run to one an entity)."""
+    counts = dict.fromkeys(_PREFERENCE, 0)
+    for tags in sequences:
+        tags = list(tags)
+        for scheme in _PREFERENCE:
+            counts[scheme] += sum(1 for _ in invalid_transitions(tags, scheme))
+    return min(_PREFERENCE, key=counts.__getitem__)
 
 
 def _reading(tag: str) -> tuple[str, str | None]:
