@@ -142,3 +142,39 @@ def test_tag_outside_fixed_labels_names_split_sentence_and_key():
     message = str(error.value)
     for part in ("validation", "sentence 1", "'B-MISC'", "data.labels", "null"):
         assert part in message
+
+
+TAGS = IOBES_TAGS + ["L-PER", "U-PER", "AUTHOR", "O", "O"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from(TAGS), max_size=9), min_size=1, max_size=60),
+    st.integers(1, 7),
+    st.data(),
+)
+def test_arrow_tag_checks_read_what_the_python_ones_read(sequences, block, data):
+    """prepare_tags reads a split's tags in Arrow blocks (a corpus on disk is never a Python list): the counted
+    transitions, the scheme and the first invalid ones are those a sentence-by-sentence reading finds, also on a
+    selection of rows and across block edges."""
+    from functools import partial
+
+    from datasets import Dataset
+
+    import lit_ner.data.datamodule as dm
+    from lit_ner.data.schemes import SCHEMES, forbidden_pairs, scheme_of, transition_pairs
+
+    split = Dataset.from_dict({"tags": sequences})
+    rows = data.draw(st.lists(st.integers(0, len(sequences) - 1), max_size=20))
+    blocks = dm._tag_blocks
+    try:
+        dm._tag_blocks = partial(blocks, block=block)
+        for part, tags in ((split, sequences), (split.select(rows), [sequences[r] for r in rows])):
+            counted = dm.transition_counts(part)
+            assert counted == transition_pairs(tags)
+            assert scheme_of(counted) == inspect_scheme(tags).scheme
+            for scheme in SCHEMES:
+                python = [(n, *t) for n, s in enumerate(tags) for t in invalid_transitions(s, scheme)]
+                assert dm.first_transitions(part, forbidden_pairs(counted, scheme)) == python[:5]
+    finally:
+        dm._tag_blocks = blocks

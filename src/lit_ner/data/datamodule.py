@@ -5,11 +5,13 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict, load_from_disk
@@ -24,7 +26,7 @@ from lit_ner.data.packing import pack_batch, packs_exactly
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
-    SCHEMES, TARGETS, build_labels, check_labels, convert_tags, detect_scheme, invalid_transitions, split_tag,
+    SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, scheme_of, split_tag,
 )
 from lit_ner.errors import ConfigError, DataError
 from lit_ner.inference import Reading
@@ -41,11 +43,14 @@ CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read wit
 PARALLEL_ROWS = 50_000  # a split this large is converted and tokenized on every core
 
 
-def check_plain(raw: DatasetDict, where: str) -> None:
-    """`data.scheme=plain` promises bare labels: a B-/I- (E-, S-, L-, U-) tag means the data is mislabelled."""
+def check_plain(raw: DatasetDict, tags: dict[str, set[str]], where: str) -> None:
+    """`data.scheme=plain` promises bare labels: a B-/I- (E-, S-, L-, U-) tag means the data is mislabelled. `tags`:
+    each split's tags; only a split holding a prefixed one is read again, for the sentence to name."""
     for name, split in raw.items():
-        for n, tags in enumerate(split["tags"]):
-            tag = next((t for t in tags if split_tag(t)[0] not in ("", "O")), None)
+        if all(split_tag(t)[0] in ("", "O") for t in tags[name]):
+            continue
+        for n, sentence in enumerate(tag_sequences(split)):
+            tag = next((t for t in sentence if split_tag(t)[0] not in ("", "O")), None)
             if tag is not None:
                 words = " ".join(split[n]["tokens"][:8])
                 raise DataError(
@@ -63,31 +68,34 @@ def prepare_tags(
     where: str = "the data",
 ) -> tuple[DatasetDict, list[str], dict[str, Any]]:
     """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list.
-    The tags are read a block at a time (`tag_sequences`): a corpus on disk is never whole in memory."""
+    Every check reads the splits' counted tag pairs (`transition_counts`, in Arrow): no corpus is read into Python
+    whole, and only a split that must be converted, or that holds an error to name, is read sentence by sentence."""
+    pairs = {name: transition_counts(split) for name, split in raw.items()}
+    tags = {name: {tag for pair in counted for tag in pair} for name, counted in pairs.items()}
     if scheme == "plain":
-        check_plain(raw, where)
-    source = detect_scheme(t for split in raw.values() for t in tag_sequences(split)) if scheme == "auto" else scheme
+        check_plain(raw, tags, where)
+    source = scheme_of(sum(pairs.values(), Counter())) if scheme == "auto" else scheme
     report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}}
     for name, split in raw.items():
-        found = [(i, *bad) for i, tags in enumerate(tag_sequences(split)) for bad in invalid_transitions(tags, source)]
-        report["invalid_transitions"][name] = {"count": len(found), "examples": found[:5]}
-    converted = DatasetDict(
-        {
-            # valid tags already in the target scheme convert to themselves: no pass over the split
-            name: split if source == train_scheme and not report["invalid_transitions"][name]["count"] else split.map(
+        forbidden = forbidden_pairs(pairs[name], source)
+        count = sum(pairs[name][pair] for pair in forbidden)
+        report["invalid_transitions"][name] = {"count": count, "examples": first_transitions(split, forbidden)}
+    converted = DatasetDict()
+    for name, split in raw.items():
+        # valid tags already in the target scheme convert to themselves: no pass over the split
+        if source != train_scheme or report["invalid_transitions"][name]["count"]:
+            split = split.map(
                 lambda batch: {"tags": [convert_tags(t, source, train_scheme) for t in batch["tags"]]},
                 batched=True,
                 num_proc=processes_for(len(split)),
                 desc=f"tags {source} -> {train_scheme} ({name})",
             )
-            for name, split in raw.items()
-        }
-    )
+            tags[name] = {tag for pair in transition_counts(split) for tag in pair}
+        converted[name] = split
     fixed = labels
-    labels = build_labels((t for split in converted.values() for t in tag_sequences(split)), fixed=fixed,
-                          scheme=train_scheme)  # fmt: skip
-    if fixed is not None:  # a tag outside a fixed list stops with where it occurs
-        for name, split in converted.items():
+    labels = build_labels([sorted(set().union(*tags.values()))], fixed=fixed, scheme=train_scheme)
+    for name, split in converted.items():  # a tag outside a fixed list stops with where it occurs
+        if fixed is not None and tags[name] - set(labels):
             check_labels(tag_sequences(split), labels, where=f"{where} split '{name}'")
     return converted, labels, report
 
@@ -96,6 +104,53 @@ def tag_sequences(split: Dataset, block: int = 10_000) -> Iterator[list[str]]:
     """Each sentence's tags, read `block` sentences at a time."""
     for batch in split.select_columns(["tags"]).iter(batch_size=block):
         yield from batch["tags"]
+
+
+def _tag_blocks(split: Dataset, block: int = 100_000) -> Iterator[tuple[int, list[str], np.ndarray, np.ndarray]]:
+    """The split's tags `block` sentences at a time, in Arrow and numpy (no sentence becomes a Python list): the
+    block's first sentence, its tags (id 0 is "O"), each sentence's length, and each sentence's tag ids followed by
+    an "O", one stream, so that a position and the one before it are a transition as `invalid_transitions` reads
+    them (an "O" before and after each sentence)."""
+    first = 0
+    for batch in split.select_columns(["tags"]).with_format("arrow").iter(batch_size=block):
+        column = batch.column("tags").combine_chunks()
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+        flat = pc.list_flatten(column).dictionary_encode()
+        ids = np.zeros(len(flat) + len(lengths), dtype=np.int64)
+        ids[np.arange(len(flat)) + np.repeat(np.arange(len(lengths)), lengths)] = flat.indices.to_numpy() + 1
+        yield first, ["O", *flat.dictionary.to_pylist()], lengths, ids
+        first += len(lengths)
+
+
+def _pair_codes(vocab: list[str], ids: np.ndarray) -> np.ndarray:
+    """Each position's (previous tag, tag) as one number: previous * len(vocab) + tag; a block starts a sentence."""
+    return np.concatenate(([0], ids[:-1])) * len(vocab) + ids
+
+
+def transition_counts(split: Dataset) -> Counter[tuple[str, str]]:
+    """The split's (previous tag, tag) pairs counted, as `schemes.transition_pairs` counts them, in Arrow."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for _, vocab, _, ids in _tag_blocks(split):
+        codes, found = np.unique(_pair_codes(vocab, ids), return_counts=True)
+        for code, n in zip(codes.tolist(), found.tolist()):
+            counts[vocab[code // len(vocab)], vocab[code % len(vocab)]] += n
+    return counts
+
+
+def first_transitions(split: Dataset, pairs: set[tuple[str, str]], limit: int = 5) -> list[tuple[int, int, str, str]]:
+    """The split's first `limit` transitions among `pairs`, as (sentence, index, previous tag, tag)."""
+    found: list[tuple[int, int, str, str]] = []
+    for first, vocab, lengths, ids in _tag_blocks(split) if pairs else ():
+        codes = _pair_codes(vocab, ids)
+        wanted = [c for c in np.unique(codes).tolist() if (vocab[c // len(vocab)], vocab[c % len(vocab)]) in pairs]
+        ends = np.cumsum(lengths + 1)  # each sentence's end in the stream, its "O" included
+        for at in np.flatnonzero(np.isin(codes, wanted))[: limit - len(found)].tolist():
+            n = int(np.searchsorted(ends, at, side="right"))
+            index = at - int(ends[n] - lengths[n] - 1)
+            found.append((first + n, index, vocab[codes[at] // len(vocab)], vocab[ids[at]]))
+        if len(found) == limit:
+            break
+    return found
 
 
 def row_lengths(split: Dataset) -> list[int]:

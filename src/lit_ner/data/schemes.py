@@ -4,7 +4,8 @@ transitions it forbids, converting to IOB2 or IOBES, and building or checking th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -100,24 +101,38 @@ def inspect_scheme(sequences: Iterable[Sequence[str]]) -> SchemeReport:
     some L-/U-, IOB1 some I- that opens an entity, else IOB2. On mixed data the best-fitting
     scheme wins and the rest shows up in `invalid`. A split with only "O" tags reads as IOB2.
     """
-    found: dict[str, list] = {scheme: [] for scheme in _PREFERENCE}
-    for n, tags in enumerate(sequences):  # one pass, a sentence at a time: a corpus on disk stays there
-        tags = list(tags)
-        for scheme in _PREFERENCE:
-            found[scheme] += [(n, *t) for t in invalid_transitions(tags, scheme)]
-    scheme = min(_PREFERENCE, key=lambda s: len(found[s]))
-    return SchemeReport(scheme, found[scheme])
+    sentences = [list(tags) for tags in sequences]
+    scheme = detect_scheme(sentences)
+    return SchemeReport(scheme, [(n, *t) for n, tags in enumerate(sentences) for t in invalid_transitions(tags, scheme)])
+
+
+def transition_pairs(sequences: Iterable[Sequence[str]]) -> Counter[tuple[str, str]]:
+    """Each (previous tag, tag) pair of the sentences counted, every sentence read as `invalid_transitions` reads
+    it (an "O" before and after). A scheme's validity depends only on these pairs: `scheme_of` and `count_invalid`
+    need nothing else, however large the corpus."""
+    return Counter(pair for tags in sequences for pair in zip(["O", *tags], [*tags, "O"]))
+
+
+def forbidden_pairs(pairs: Iterable[tuple[str, str]], scheme: str) -> set[tuple[str, str]]:
+    """The (previous tag, tag) pairs among `pairs` that `scheme` forbids."""
+    _check_scheme(scheme, SCHEMES)
+    return {pair for pair in pairs if not _is_valid(*pair, scheme)}
+
+
+def count_invalid(pairs: Mapping[tuple[str, str], int], scheme: str) -> int:
+    """Invalid transitions under `scheme`, from the counted pairs (`transition_pairs`)."""
+    return sum(pairs[pair] for pair in forbidden_pairs(pairs, scheme))
+
+
+def scheme_of(pairs: Mapping[tuple[str, str], int]) -> str:
+    """The scheme with the fewest invalid transitions among the counted pairs; see `inspect_scheme` for the rules."""
+    return min(_PREFERENCE, key=lambda scheme: count_invalid(pairs, scheme))
 
 
 def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
-    """The scheme of a split's tag sequences; see `inspect_scheme` for the rules. Counts only, a sentence at a
-    time: memory does not grow with the corpus (the wrong schemes' invalid transitions run to one an entity)."""
-    counts = dict.fromkeys(_PREFERENCE, 0)
-    for tags in sequences:
-        tags = list(tags)
-        for scheme in _PREFERENCE:
-            counts[scheme] += sum(1 for _ in invalid_transitions(tags, scheme))
-    return min(_PREFERENCE, key=counts.__getitem__)
+    """The scheme of a split's tag sequences; see `inspect_scheme` for the rules. Counts pairs, a sentence at a
+    time: memory does not grow with the corpus."""
+    return scheme_of(transition_pairs(sequences))
 
 
 def _reading(tag: str) -> tuple[str, str | None]:
