@@ -240,3 +240,43 @@ def test_the_cache_key_reads_only_the_data_files_and_once_a_run(tiny_model: Path
     assert make(tiny_model, conll_folder, tmp_path).cache_path == dm.cache_path  # files it does not read: same key
     write_conll(conll_folder / "dev.txt", [[("paris", "B-LOC")]])
     assert make(tiny_model, conll_folder, tmp_path).cache_path != dm.cache_path  # a changed input: a new key
+
+
+@pytest.mark.parametrize("source", ["conll", "jsonl"])
+def test_the_cache_writes_each_split_once(
+    tiny_model: Path, conll_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A corpus of millions of sentences is written once: CoNLL files stream into Arrow files and each encoding
+    writes its own, and the cache moves those files in (no save_to_disk copy); data read whole (JSON lines) is
+    written once, by the cache. Every Arrow file prepare_data writes ends up in the cache, and what the cache
+    serves is what was read."""
+    from datasets.arrow_writer import ArrowWriter
+
+    folder = conll_folder
+    if source == "jsonl":
+        folder = tmp_path / "jsonl"
+        folder.mkdir()
+        for name in ("train", "dev", "test"):
+            sentences = [line.split("\n") for line in (conll_folder / f"{name}.txt").read_text().strip().split("\n\n")]
+            rows = [{"tokens": [w.split()[0] for w in s], "tags": [w.split()[1] for w in s]} for s in sentences]
+            (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    written = []
+    init = ArrowWriter.__init__
+
+    def recording(self, *args, path=None, **kwargs):
+        if path is not None:
+            written.append(path)
+        init(self, *args, path=path, **kwargs)
+
+    monkeypatch.setattr(ArrowWriter, "__init__", recording)
+    dm = make(tiny_model, folder, tmp_path)
+    dm.prepare_data()
+    monkeypatch.undo()
+    cached = sorted(dm.cache_path.rglob("*.arrow"))
+    assert len(cached) == 6 and len(written) == 6  # words and encoded rows of three splits, each written once
+    assert not list(dm.cache_path.parent.glob(f"{dm.cache_path.name}.*"))  # no scratch or partial folder left
+    words = dm.cached_words()
+    first = [line.split()[0] for line in (conll_folder / "train.txt").read_text().split("\n\n")[0].splitlines()]
+    assert words["train"][0]["tokens"] == first and len(words["train"]) == 23
+    dm.setup("fit")
+    assert dm.meta["splits"]["train"]["rows"] == len(dm.datasets["train"]) > len(words["train"])  # a sentence in windows

@@ -14,7 +14,7 @@ import lightning as L
 import numpy as np
 import pyarrow.compute as pc
 import torch
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
@@ -66,10 +66,12 @@ def prepare_tags(
     train_scheme: str = "IOB2",
     labels: list[str] | None = None,
     where: str = "the data",
+    scratch: Path | None = None,
 ) -> tuple[DatasetDict, list[str], dict[str, Any]]:
     """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list.
     Every check reads the splits' counted tag pairs (`transition_counts`, in Arrow): no corpus is read into Python
-    whole, and only a split that must be converted, or that holds an error to name, is read sentence by sentence."""
+    whole, and only a split that must be converted, or that holds an error to name, is read sentence by sentence.
+    `scratch`: a folder for the converted splits' Arrow files (the cache moves them in)."""
     pairs = {name: transition_counts(split) for name, split in raw.items()}
     tags = {name: {tag for pair in counted for tag in pair} for name, counted in pairs.items()}
     if scheme == "plain":
@@ -89,6 +91,7 @@ def prepare_tags(
                 batched=True,
                 num_proc=processes_for(len(split)),
                 desc=f"tags {source} -> {train_scheme} ({name})",
+                cache_file_name=str(scratch / f"tags-{name}.arrow") if scratch else None,
             )
             tags[name] = {tag for pair in transition_counts(split) for tag in pair}
         converted[name] = split
@@ -261,7 +264,7 @@ class NerDataModule(L.LightningDataModule):
         else:
             raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS}, scratch=scratch)
         where = "the book corpus" if hp.synthetic else f"data.path={hp.path}" if hp.path else f"hub {hp.hub_name}"
-        words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels, where)
+        words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels, where, scratch)
         self._meta = {"labels": labels, **report}
         return words
 
@@ -306,6 +309,7 @@ class NerDataModule(L.LightningDataModule):
                         context_tokens=self.hparams.context_tokens,
                     ),
                     desc=f"tokenizing {name}",
+                    cache_file_name=str(scratch / f"encoded-{name}.arrow"),  # moved into the cache, not copied
                 )
                 for name, split in read.items()
             }
@@ -325,7 +329,7 @@ class NerDataModule(L.LightningDataModule):
                     "(each word is scored once)",
                     name, info["split_sentences"], self.hparams.max_length,
                 )  # fmt: skip
-        cache.write(target, words, encoded, meta)
+        cache.write(target, {"words": words, "encoded": encoded}, meta, scratch)
 
     @property
     def eval_batch_size(self) -> int:
@@ -373,12 +377,12 @@ class NerDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets is not None:  # fit then test in one run: encode and load once
             return
-        self.datasets = load_from_disk(str(self.cache_path / "encoded"))
+        self.datasets = cache.read(self.cache_path, "encoded")
         self.tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
 
     def cached_words(self) -> DatasetDict:
         """The words and tags `prepare_data` cached beside the encoded rows (what the model is scored against)."""
-        return load_from_disk(str(self.cache_path / "words"))
+        return cache.read(self.cache_path, "words")
 
     # ---- loaders -------------------------------------------------------------------------------------------
     def _distribution(self) -> tuple[int, int]:
