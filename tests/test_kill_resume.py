@@ -282,15 +282,14 @@ def test_a_full_disk_while_caching_the_data_names_the_cache_folder(
 
     splits = DatasetDict({"train": Dataset.from_dict({"tokens": [["a", "b"]] * 1000})})
 
-    def disk_full(self: DatasetDict, folder: str, **kwargs: object) -> None:
-        Path(folder).mkdir(parents=True)
-        (Path(folder) / "data-00000.arrow").write_bytes(b"half")
+    def disk_full(self: Dataset, cache_file_name: str, **kwargs: object) -> None:  # the write of a split in memory
+        Path(cache_file_name).write_bytes(b"half")
         raise OSError("No space left on device")  # as pyarrow raises it: no errno
 
-    monkeypatch.setattr(DatasetDict, "save_to_disk", disk_full)
+    monkeypatch.setattr(Dataset, "flatten_indices", disk_full)
     target = tmp_path / "cache" / "0123abcd"
     with pytest.raises(RunError, match=rf"the encoded data cache in {tmp_path / 'cache'} .*data\.cache_dir"):
-        cache.write(target, splits, splits, {})
+        cache.write(target, {"words": splits, "encoded": splits}, {})
     assert list((tmp_path / "cache").iterdir()) == []  # no half-written cache left to be read later
 
 
