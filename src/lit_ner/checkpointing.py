@@ -52,6 +52,11 @@ def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
         os.close(folder)
 
 
+def saved_step(path: str | Path) -> int | None:
+    """The global step a checkpoint was written at, without reading its tensors (they stay memory-mapped)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's TorchCheckpointIO with `atomic_save` for local paths. Lightning's own `_atomic_save` (2.6)
     writes through an fsspec transaction whose temporary file lives in $TMPDIR: across file systems the final

@@ -5,7 +5,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from torch import nn
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
 
@@ -159,12 +159,24 @@ class NerModule(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # before clipping (which would spread a non-finite norm over every weight); fp16's GradScaler meets inf
-        # gradients by design and skips that step itself
-        if self.trainer.precision != "16-mixed":
+        # fp16's GradScaler meets inf gradients by design and skips that step itself; clipping by norm checks the
+        # norm it computes anyway (configure_gradient_clipping), so the gradients are read once a step, not twice
+        if self.trainer.precision != "16-mixed" and not self._clips_by_norm():
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.parameters() if p.grad is not None])
             if not torch.isfinite(norm):
                 self.diverged(f"the gradient norm is {norm.item()}")
+
+    def _clips_by_norm(self) -> bool:
+        """Whether configure_gradient_clipping clips by norm itself and checks that norm: not under fp16 (whose
+        scaler skips a non-finite step by design) and only with Lightning's plain precision plugins (not FSDP's or
+        DeepSpeed's, which clip in their own way)."""
+        trainer = self.trainer
+        return (
+            bool(trainer.gradient_clip_val)
+            and trainer.gradient_clip_algorithm in (None, "norm")
+            and trainer.precision != "16-mixed"
+            and type(trainer.precision_plugin) in (Precision, MixedPrecision)
+        )
 
     def diverged(self, what: str) -> None:
         """Stop at the first non-finite loss or gradient: the weights are still the last good ones, the
@@ -291,12 +303,19 @@ class NerModule(L.LightningModule):
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: Any = None
     ) -> None:
         # Lightning's mixed-precision plugin refuses to clip for a fused optimizer, for fear of fp16-scaled
-        # gradients; lit_ner fuses only without a scaler (fp32, bf16), where the gradients are the true ones
+        # gradients; lit_ner fuses only without a scaler (fp32, bf16), where the gradients are the true ones.
+        # Clipping by norm checks the norm it returns before the optimizer step: a non-finite one stops the run
+        # with the weights still the last good ones (what on_before_optimizer_step does when nothing clips)
+        params = [p for p in self.parameters() if p.grad is not None]
+        if self._clips_by_norm():
+            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            if not torch.isfinite(norm):
+                self.diverged(f"the gradient norm is {norm.item()}")
+            return
         if gradient_clip_val and isinstance(self.trainer.precision_plugin, MixedPrecision):
-            params = [p for p in self.parameters() if p.grad is not None]
             if gradient_clip_algorithm == "value":
                 torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
-            else:
+            else:  # fp16: the scaler has unscaled the gradients and skips a step whose norm is not finite
                 torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)

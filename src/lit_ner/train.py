@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lit_ner.app import CONFIG_PATH, build, check_writable
-from lit_ner.checkpointing import resume_point
+from lit_ner.checkpointing import resume_point, saved_step
 from lit_ner.errors import REPORTED, exit_with
 from lit_ner.calibration import validation_temperature
 from lit_ner.export import export_model
@@ -66,12 +66,14 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
     checkpoint = configured.get("model_checkpoint")  # best.ckpt (callbacks/default.yaml)
     best_path = checkpoint.best_model_path if checkpoint else ""
+    # the best weights, read back from best.ckpt unless it was written at the last step: then they are the model's
+    reload = best_path if best_path and saved_step(best_path) != trainer.global_step else None
     scores = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.test and datamodule.datasets.get("test") is not None:
-        trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)  # loads the best weights
+        trainer.test(model, datamodule=datamodule, ckpt_path=reload, verbose=False)
         scores |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    elif best_path:
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"])
+    elif reload:
+        model.load_state_dict(torch.load(reload, map_location="cpu", weights_only=True)["state_dict"])
 
     best = checkpoint.best_model_score if checkpoint else None
     result = {
