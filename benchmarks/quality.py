@@ -47,7 +47,7 @@ def recipe_runs(args: argparse.Namespace, data: Path, labels: list[str], work: P
         job = {
             "work_dir": str(folder), "data_dir": str(data), "labels": labels, "model": args.model, "seed": seed,
             "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "max_length": args.max_length,
-            "weight_decay": args.weight_decay, "threads": None, "device": args.device, "precision": "32",
+            "weight_decay": args.weight_decay, "threads": None, "device": args.device, "precision": "default",
             "trainer_defaults": True, "result_file": str(folder / "result.json"),
         }  # fmt: skip
         (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")

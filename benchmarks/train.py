@@ -38,7 +38,8 @@ def lit_ner_overrides(job: dict[str, Any]) -> list[str]:
         *([f"data.bucket_batches={job['bucket_batches']}"] if job.get("bucket_batches") else []),
         f"data.max_length={job['max_length']}",
         f"trainer={'gpu' if job['device'] == 'cuda' else 'cpu'}",
-        f"trainer.precision={'bf16-mixed' if job['precision'] == 'bf16' else '32-true'}",
+        *([f"trainer.precision={'bf16-mixed' if job['precision'] == 'bf16' else '32-true'}"]
+          if job["precision"] != "default" else []),
         f"trainer.max_epochs={job['epochs']}",
         f"model.lr={job['lr']}",
         f"seed={job['seed']}",
@@ -280,7 +281,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="encoder folder or Hub name (default: the packaged MiniLM)")
     p.add_argument("--data", default=None, help=f"CoNLL folder (default {SHARED_CONLL}), or 'books'")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=("32", "bf16"), default="32", help="both sides: fp32, or bf16 autocast")
+    p.add_argument("--precision", choices=("default", "32", "bf16"), default="default",
+                   help="default: each side its own (the recipe fp32, lit_ner trainer.precision's default); 32 or bf16: both sides")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on both sides")
     p.add_argument("--metric-sentences", type=int, default=10_000)
     p.add_argument("--matmul-size", type=int, default=2048)

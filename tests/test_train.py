@@ -9,6 +9,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -378,10 +379,12 @@ def test_early_stopping_stops_a_run_that_no_longer_improves_also_after_resume(
     assert last_epoch(tmp_path / "run") == 1
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model: Path, tmp_path: Path, make_cfg,
-                                                                    monkeypatch) -> None:
+                                                                    monkeypatch, precision: str) -> None:
     # training fits the export's temperature on the validation logits its best epoch already computed; a fresh
-    # reading of the exported model must fit the same one
+    # reading of the exported model must fit the same one. Under bf16 mixed precision too: validation reads the
+    # float32 weights without autocast, as the exported model is read
     import lit_ner.inference
     from transformers import AutoModelForTokenClassification
 
@@ -390,12 +393,14 @@ def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model:
     replays = []
 
     class Spy(lit_ner.inference.Replay):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
+        def __init__(self, recorded, fallback) -> None:
+            super().__init__(recorded, fallback)
+            self.pairs = list(recorded)
             replays.append(self)
 
     monkeypatch.setattr(lit_ner.inference, "Replay", Spy)
-    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=2")
+    cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=2",
+                   f"trainer.precision={precision}")
     result = train(cfg)
     assert replays[0].replayed > 0 and len(replays[0].recorded) == replays[0].replayed  # no batch read again
     export = Path(result["export"])
@@ -404,5 +409,23 @@ def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model:
     datamodule.prepare_data()
     datamodule.setup("validate")
     model = AutoModelForTokenClassification.from_pretrained(export)
+    run = lit_ner.inference.TorchRunner(model)  # the reading of evaluate, predict and the service
+    for input_ids, logits in replays[0].pairs:
+        np.testing.assert_allclose(logits, run(input_ids, (input_ids != datamodule.tokenizer.pad_token_id).long()), atol=1e-5)
     assert validation_temperature(model, datamodule) == pytest.approx(stored, rel=1e-5)
     assert replays[-1].replayed == 0  # that reading ran the model
+
+
+def test_the_default_precision_is_bf16_mixed_only_on_a_cpu_with_bf16_in_hardware(monkeypatch) -> None:
+    from lit_ner.app import train_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    cases = [(True, False, "bf16-mixed"), (False, True, "bf16-mixed"), (False, False, "32-true")]
+    for avx512_bf16, amx, expected in cases:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda value=avx512_bf16: value)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value)
+        assert train_precision("cpu") == train_precision("auto") == expected
+        assert train_precision("gpu") == "32-true"  # trainer=gpu sets its own
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train_precision("auto") == "32-true"  # auto picks the GPU, whose precision is trainer=gpu's to choose

@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
+import torch
 
 from lit_ner.data.datamodule import NerDataModule
 from lit_ner.errors import REPORTED, ConfigError, exit_with
@@ -43,6 +44,21 @@ def packaged_model(package: str) -> str:
 
 
 OmegaConf.register_new_resolver("packaged_model", packaged_model, replace=True)
+
+
+def train_precision(accelerator: str) -> str:
+    """`${train_precision:${trainer.accelerator}}`, the default trainer.precision: bf16 mixed precision where
+    training runs on a CPU that multiplies bf16 in hardware (AVX512-BF16 or AMX), float32 elsewhere (a CPU without
+    them emulates bf16 and runs slower; a GPU run picks its precision with trainer=gpu). Mixed precision keeps the
+    weights and the optimizer in float32, and validation and test read them in float32 (model.score_in_float32)."""
+    on_cpu = accelerator == "cpu" or (
+        accelerator == "auto" and not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    )
+    native_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16-mixed" if on_cpu and native_bf16 else "32-true"
+
+
+OmegaConf.register_new_resolver("train_precision", train_precision, replace=True)
 
 
 def data_arguments() -> dict[str, Any]:

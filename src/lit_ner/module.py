@@ -1,6 +1,7 @@
 """NerModule: a Hugging Face token-classification model with entity-level metrics, freezing and AdamW groups."""
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
@@ -121,6 +122,7 @@ class NerModule(L.LightningModule):
         seed: int = 42,  # of dropout's draws: lit_ner.resume.ExactResume reseeds every training batch from it
         label_mismatch: str = "error",
         compile: bool = False,
+        score_in_float32: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -190,7 +192,11 @@ class NerModule(L.LightningModule):
         )
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str, metrics: list[EntityMetric]) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        # under mixed precision the weights stay float32: with autocast off, validation and test read them as the
+        # exported model is read (lit_ner.inference), so the scores are those of what is shipped
+        scoring = torch.autocast(self.device.type, enabled=False) if self.hparams.score_in_float32 else nullcontext()
+        with scoring:
+            logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self._loss(logits, batch["labels"])
         # argmax on the device: only label ids (and then only counts) ever leave it, never full logits
         preds = logits.argmax(-1)
@@ -207,8 +213,9 @@ class NerModule(L.LightningModule):
         self._evaluate(batch, "test", [self.test_metric, self.test_strict])
 
     def on_validation_epoch_start(self) -> None:
-        # full precision only: mixed-precision logits are not what the exported model gives when read in float32
-        full = str(self.trainer.precision) in ("32-true", "32")
+        # float32 logits only: mixed-precision ones are not what the exported model gives when read in float32
+        precision = str(self.trainer.precision)
+        full = precision in ("32-true", "32") or (precision.endswith("-mixed") and self.hparams.score_in_float32)
         self._recording = [] if full and not self.trainer.sanity_checking else None
 
     def on_validation_epoch_end(self) -> None:
