@@ -207,6 +207,23 @@ def test_resume_with_other_trainer_settings_stops_and_says_why(
         assert "model.model_name_or_path=<run>/model" in str(raised.value)
 
 
+def test_resume_in_another_precision_stops_and_names_the_one_to_resume_with(
+    straight_run, tiny_model: Path, tmp_path: Path, make_cfg
+) -> None:
+    """The default precision depends on the CPU: a run resumed on another machine (or after the default changed)
+    must not silently continue in another precision."""
+    from lit_ner.errors import ConfigError
+
+    run_dir, _ = straight_run
+    then = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["lit_ner_trainer"]["precision"]
+    other = "32" if then == "bf16-mixed" else "bf16"  # Lightning's short names too
+    with pytest.raises(ConfigError, match="other settings") as raised:
+        train(make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"ckpt_path={run_dir}", f"trainer.precision={other}"))
+    written = {"32": "32-true", "bf16": "bf16-mixed"}[other]
+    assert f"trainer.precision={written} (the checkpoint has {then})" in str(raised.value)
+    assert f"add trainer.precision={then}." in str(raised.value)
+
+
 def test_a_diverging_run_stops_at_the_first_non_finite_step_and_exports_nothing(tiny_model: Path, tmp_path: Path) -> None:
     """A learning rate far too high: the loss turns non-finite within a few steps. The CLI stops there with one
     line naming the step, epoch and learning rate, keeps the checkpoints written before, exports nothing."""

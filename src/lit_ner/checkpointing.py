@@ -133,6 +133,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+# Lightning's short names for trainer.precision
+PRECISION_ALIASES = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+
 # settings that may differ on resume without changing what is trained: where things are, how many workers
 RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer_name_or_path"}
 
@@ -161,6 +164,11 @@ def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path)
                 "start: more epochs or another accumulation would make it jump, not extend. To train more, start a "
                 "new run from its export (model.model_name_or_path=<run>/model)."
             )
+    # the default precision depends on the machine: a run resumed on another must keep the one it started with
+    precision = PRECISION_ALIASES.get(str(cfg.trainer.get("precision")), str(cfg.trainer.get("precision")))
+    if "precision" in planned and precision != planned["precision"]:
+        differ.append(f"trainer.precision={precision} (the checkpoint has {planned['precision']})")
+        why += f" To resume it exactly here, add trainer.precision={planned['precision']}."
     if differ:
         raise ConfigError(
             f"ckpt_path={ckpt} was trained with other settings: {'; '.join(differ)}. Resume with the original "

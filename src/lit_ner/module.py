@@ -248,6 +248,7 @@ class NerModule(L.LightningModule):
             "max_steps": trainer.max_steps,
             "accumulate_grad_batches": trainer.accumulate_grad_batches,
             "schedule_steps": int(trainer.estimated_stepping_batches),
+            "precision": str(trainer.precision),  # its default depends on the CPU (lit_ner.app.train_precision)
         }
 
     # ---- optimisation --------------------------------------------------------------------------------------
