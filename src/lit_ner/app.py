@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -19,7 +20,6 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
-import torch
 
 from lit_ner.data.datamodule import NerDataModule
 from lit_ner.errors import REPORTED, ConfigError, exit_with
