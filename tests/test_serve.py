@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +26,14 @@ TEXTS = [
     "In 1987, Anna Smith wrote a novel called Élodie's Garden.",
     "The library owns 7 copies of Anna's book.",
     "Zoë Ångström was born in Berlin in 1899.",
+]
+# bad requests of each kind, with the status and (part of) the reason each must get, alone
+BAD = [
+    ({"txt": TEXTS[0]}, 400, 'one of "text"'),
+    ({"text": 5}, 422, '"text" must be a string'),
+    ({"text": "x" * 2001}, 413, "at most 2000"),
+    ({"text": "Anna \ud800 Smith"}, 422, "lone surrogate"),  # valid JSON, no text the tokenizer takes
+    ({"tokens": ["Anna", "\udfff"]}, 422, "lone surrogate"),
 ]
 
 
@@ -102,6 +111,8 @@ def test_text_texts_and_tokens_get_the_predictors_entities(server) -> None:
         (b'{"texts": "abc"}', 422, '"texts" must be a list of strings'),
         (b'{"tokens": ["a", 1]}', 422, '"tokens" must be a list of strings'),
         (json.dumps({"text": "x" * 2001}).encode(), 413, "at most 2000"),
+        (json.dumps({"text": "\ud800"}).encode(), 422, '"text" has a lone surrogate'),
+        (json.dumps({"texts": ["a", "b\udbff"]}).encode(), 422, '"texts" item 1 has a lone surrogate'),
     ],
 )
 def test_a_bad_request_gets_a_4xx_with_the_reason_and_the_server_goes_on(server, body, status, says) -> None:
@@ -119,6 +130,68 @@ def test_concurrent_clients_each_get_their_own_answer(server) -> None:
         answers = list(pool.map(lambda t: post(port, json.dumps({"text": t}).encode()), texts))
     assert all(status == 200 for status, _ in answers)
     assert [without_scores(a["entities"]) for _, a in answers] == without_scores(predictor(texts))
+
+
+def test_a_bad_request_fails_alone_the_requests_batched_with_it_get_their_entities(server) -> None:
+    """48 clients at once, batched by the server (up to 8 a batch within 0.05 s, two workers); one request in six is
+    bad, of each kind in turn: each bad one gets its own status and one-line reason, each good one 200 and the
+    predictor's entities. (LitServe answers a batch whose decode_request or predict raises with that error, all of
+    it: before the fix most good requests got a bad neighbour's 4xx or a 500.)"""
+    port, predictor, _ = server
+    requests: list[tuple[dict, int | None, str]] = []
+    for i in range(48):
+        text = f"{TEXTS[i % 4]} ({i})"
+        if i % 6 == 3:
+            requests.append(BAD[(i // 6) % len(BAD)])
+        elif i % 3 == 1:
+            requests.append(({"tokens": text.split()}, None, ""))
+        else:
+            requests.append(({"texts": [text, TEXTS[(i + 1) % 4]]} if i % 6 == 2 else {"text": text}, None, ""))
+    with ThreadPoolExecutor(len(requests)) as pool:
+        answers = list(pool.map(lambda r: post(port, json.dumps(r[0]).encode()), requests))
+
+    def expected(body: dict) -> list:
+        if "tokens" in body:
+            return without_scores(predictor.words([body["tokens"]])[0])
+        return without_scores(predictor(body.get("text", body.get("texts"))))
+
+    good = [(body, answer) for (body, status, _), answer in zip(requests, answers) if status is None]
+    wrong = Counter(got for body, (got, answer) in good if got != 200 or
+                    without_scores(answer["entities"]) != expected(body))  # fmt: skip
+    assert not wrong, f"{sum(wrong.values())} of {len(good)} good requests answered wrong, by status: {dict(wrong)}"
+    for (_, status, says), (got, answer) in zip(requests, answers):
+        if status is not None:
+            detail = answer.get("detail")
+            assert (got, isinstance(detail, str)) == (status, True) and says in detail, (status, says, got, answer)
+            assert "\n" not in detail and "Traceback" not in detail and ".py" not in detail
+
+
+def test_a_request_the_model_fails_on_fails_alone(server) -> None:
+    """A batch whose predictor call raises is predicted again request by request, as LitServe's batched loop calls
+    NerAPI (decode each, batch, predict, unbatch, encode each): only the request the model fails on gets a 500,
+    with a one-line reason that shows neither the exception's message nor a path; the others their entities."""
+    from lit_ner.serve import NerAPI
+
+    _, predictor, folder = server
+
+    class Poisoned:  # the predictor, raising on one text as a defect would
+        def __call__(self, texts: list[str]) -> list:
+            if any("poison" in t for t in texts):
+                raise RuntimeError("boom in /somewhere/lit_ner/predictor.py")
+            return predictor(texts)
+
+        words = staticmethod(predictor.words)
+
+    api = NerAPI(str(folder), "torch", None, 2000, 1, max_batch_size=8)
+    api.predictor = Poisoned()
+    bodies = [{"text": TEXTS[0]}, {"texts": [TEXTS[1], "poison"]}, {"txt": "x"}, {"tokens": TEXTS[3].split()}]
+    outputs = api.unbatch(api.predict(api.batch([api.decode_request(body) for body in bodies])))
+    answers = [api.encode_response(output) for output in outputs]
+    assert answers[0] == {"entities": predictor(TEXTS[0])}
+    assert answers[3] == {"entities": predictor.words([TEXTS[3].split()])[0]}
+    assert [(a.status_code, json.loads(a.body)["detail"][:28]) for a in answers[1:3]] == [
+        (500, "the model failed on this req"), (400, 'send a JSON object with one ')]  # fmt: skip
+    assert "boom" not in answers[1].body.decode() and ".py" not in answers[1].body.decode()
 
 
 def test_the_service_answers_the_entities_evaluate_scored(server, tmp_path: Path) -> None:

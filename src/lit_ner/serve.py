@@ -5,11 +5,14 @@ LitServe; `GET /` is a page to try it in a browser.
 POST /predict with a JSON object: `{"text": "..."}`, `{"texts": ["...", ...]}` or `{"tokens": ["word", ...]}`; the
 answer is `{"entities": [...]}` (a list of lists for `texts`), the entities `lit_ner.predict` gives. Requests that
 arrive together are batched on the server (LitServe's batching: up to `max_batch_size` requests, waiting at most
-`batch_timeout` seconds), so many clients get the batched throughput. A bad request gets a 4xx with the reason and
-the server goes on; a model that cannot be loaded stops the start-up with one `lit_ner: error:` line. `workers`
-inference processes share the CPU threads (each gets torch's thread count divided by `workers`): on a CPU, one
-worker a core serves more than one worker with every core. Needs the serve extra: `pip install 'lit_ner[serve]'`."""
+`batch_timeout` seconds), so many clients get the batched throughput. A bad request gets a 4xx with a one-line reason
+(`{"detail": "..."}`) and fails alone: the requests batched with it get their entities, and the server goes on; a
+request the model fails on gets a 500, alone too. A model that cannot be loaded stops the start-up with one
+`lit_ner: error:` line. `workers` inference processes share the CPU threads (each gets torch's thread count divided
+by `workers`): on a CPU, one worker a core serves more than one worker with every core. Needs the serve extra:
+`pip install 'lit_ner[serve]'`."""
 
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +29,7 @@ from lit_ner.report_html import service_page
 try:  # the serve extra; without it the command still answers --help and says what to install
     import litserve as ls
     from fastapi import HTTPException
-    from fastapi.responses import HTMLResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
 except ImportError:
     ls = None
 
@@ -37,6 +40,7 @@ USAGE = (
 DEFAULTS = {"port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01", "max_chars": "100000",
             "backend": "torch", "quantize": "", "min_score": ""}  # fmt: skip
 FIELDS = ("text", "texts", "tokens")
+logger = logging.getLogger(__name__)
 
 
 def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
@@ -54,11 +58,28 @@ def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
     if sum(map(len, strings)) > max_chars:
         raise HTTPException(413, f"the request has {sum(map(len, strings))} characters; this server takes at most "
                                  f"{max_chars} a request (max_chars=)")  # fmt: skip
+    for i, s in enumerate(strings):
+        try:  # valid JSON ("\ud800") but no text: the tokenizer raises TypeError on it
+            s.encode("utf-8")
+        except UnicodeEncodeError as err:
+            where = f'"{field}"' if field == "text" else f'"{field}" item {i}'
+            raise HTTPException(422, f"{where} has a lone surrogate (\\u{ord(s[err.start]):04x}) at character "
+                                     f"{err.start}: not Unicode text") from None  # fmt: skip
     return field, value
 
 
 class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
-    """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each."""
+    """LitServe's four steps around NerPredictor: read a request, batch the requests, predict once, answer each.
+
+    A request's error travels as a value, not as an exception: LitServe 0.2.19's batched loop
+    (litserve/loops/simple_loops.py, BatchedLoop) runs decode_request for each request, predict, and encode_response
+    for each, all in one `try`, and answers every request of the batch with whatever any of these raises (an
+    HTTPException as it is, anything else as a 500); it has no per-request error path, and checking the bodies in a
+    FastAPI middleware before batching would still leave predict's failures to the whole batch. So decode_request
+    returns a bad request's HTTPException, predict passes it on (and isolates a request the model fails on), and
+    encode_response answers it with its own status and reason: a JSONResponse, which LitServe hands back and FastAPI
+    sends as it is.
+    """
 
     def __init__(
         self, folder: str, backend: str, quantize: str | None, max_chars: int, threads: int, min_score: Any = None,
@@ -76,16 +97,34 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
             self.folder, device=device, backend=self.backend, quantize=self.quantize, min_score=self.min_score
         )
 
-    def decode_request(self, request: dict) -> tuple[str, Any]:  # dict: LitServe reads a JSON object body
-        return read_request(request, self.max_chars)
+    def decode_request(self, request: dict) -> Any:  # dict: LitServe reads a JSON object body
+        """(field, value) of a valid request, the HTTPException of a bad one (returned, not raised: see above)."""
+        try:
+            return read_request(request, self.max_chars)
+        except HTTPException as err:
+            return err
 
-    def batch(self, inputs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    def batch(self, inputs: list[Any]) -> list[Any]:
         return inputs
 
-    def predict(self, requests: Any) -> list[Any]:
-        """All texts of all the batched requests in one predictor call, all word lists in another."""
+    def predict(self, requests: Any) -> Any:
+        """The entities of each valid request, all of them in one go (`entities`); if that raises, each request
+        alone, so that only the one the model fails on gets a 500 (its traceback in the server's log)."""
         batched = isinstance(requests, list)
         requests = requests if batched else [requests]
+        valid = [r for r in requests if not isinstance(r, HTTPException)]
+        try:
+            found = self.entities(valid)
+        except Exception as err:
+            logger.warning("lit_ner.serve: a batch of %d requests failed (%s); each alone now", len(valid),
+                           type(err).__name__)  # fmt: skip
+            found = [self.alone(r) for r in valid]
+        answers = iter(found)
+        outputs = [r if isinstance(r, HTTPException) else next(answers) for r in requests]
+        return outputs if batched else outputs[0]
+
+    def entities(self, requests: list[tuple[str, Any]]) -> list[Any]:
+        """All texts of the requests in one predictor call, all word lists in another: each request's entities."""
         texts = [t for field, value in requests if field != "tokens" for t in ([value] if field == "text" else value)]
         words = [value for field, value in requests if field == "tokens"]
         by_text = iter(self.predictor(texts) if texts else [])
@@ -98,12 +137,24 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
                 answers.append([next(by_text) for _ in value])
             else:
                 answers.append(next(by_words))
-        return answers if batched else answers[0]
+        return answers
+
+    def alone(self, request: tuple[str, Any]) -> Any:
+        try:
+            return self.entities([request])[0]
+        except Exception as err:
+            logger.exception("lit_ner.serve: the model failed on a %r request", request[0])
+            # the exception's message may hold paths or parts of the model: the client gets its type alone
+            return HTTPException(500, f"the model failed on this request ({type(err).__name__}); the server's log "
+                                      "has the traceback")  # fmt: skip
 
     def unbatch(self, output: list[Any]) -> list[Any]:
         return output
 
-    def encode_response(self, output: Any) -> dict[str, Any]:
+    # -> Any: LitServe gives this annotation to the endpoint, and FastAPI refuses `dict | JSONResponse` as a model
+    def encode_response(self, output: Any) -> Any:
+        if isinstance(output, HTTPException):
+            return JSONResponse({"detail": output.detail}, output.status_code)
         return {"entities": output}
 
 
