@@ -1,12 +1,20 @@
-"""The sweep summary: every run's row, and mean ± std over the runs that differ only in their seed."""
+"""The sweep summary: every run's row, and mean ± std over the runs that differ only in their seed; the Optuna sweep
+(hparams_search=optuna) optimises the best score the runs return in the direction optimized_mode gives."""
 
 import csv
 import json
+import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from lit_ner.app import CONFIG_MODULE
 from lit_ner.sweeps import SweepSummary
 
 
@@ -65,3 +73,44 @@ def test_the_summary_names_the_metric_it_ranks_by(tmp_path: Path) -> None:
     with open(tmp_path / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["run"], r["best val/loss"]) for r in rows] == [("1_a", "0.3000"), ("0_a", "0.9000")]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "direction", "seed"), [([], "maximize", 42), (["optimized_mode=min", "seed=7"], "minimize", 7)]
+)
+def test_the_optuna_direction_follows_optimized_mode(overrides: list[str], direction: str, seed: int) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        sweeper = compose("train", ["hparams_search=optuna", *overrides], return_hydra_config=True).hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == direction and sweeper.sampler.seed == seed
+
+
+@pytest.mark.slow
+def test_the_readmes_optuna_sweep_picks_the_highest_f1(tiny_model: Path, tmp_path: Path) -> None:
+    """The README's line as written (no hydra.sweeper.direction): Optuna's best trial is the one with the highest
+    best val/f1, not the lowest (Optuna's own default direction is minimize)."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="hydra-optuna-sweeper (the optuna extra)")
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "lit_ner.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+        # over two epochs the tiny model ends at F1 0 at the low lrs of this range and above 0 at the high ones
+        "model.lr=interval(1e-4,3e-2)", f"model.model_name_or_path={tiny_model}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.synthetic_size=160", "data.batch_size=16", "trainer.max_epochs=2", "demo_sentences=[]", "test=false",
+        "export=false", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Directions: ['maximize']" in done.stdout + done.stderr
+    trials = {}  # each trial's lr -> the best val/f1 it returned (its metrics.json)
+    for metrics in sweep.glob("*/metrics.json"):
+        overrides = OmegaConf.load(metrics.parent / ".hydra" / "overrides.yaml")
+        lr = next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("model.lr="))
+        trials[lr] = json.loads(metrics.read_text())["best"]["value"]
+    assert len(trials) == 3 and max(trials.values()) > min(trials.values()), trials  # else highest = lowest
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == max(trials.values()), (results, trials)
+    assert trials[results.best_params["model.lr"]] == results.best_value, (results, trials)

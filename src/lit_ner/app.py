@@ -61,6 +61,18 @@ def train_precision(accelerator: str) -> str:
 OmegaConf.register_new_resolver("train_precision", train_precision, replace=True)
 
 
+def optuna_direction(mode: str) -> str:
+    """`${optuna_direction:${optimized_mode}}`, the Optuna sweeper's direction (conf/hparams_search/optuna.yaml):
+    maximize for optimized_mode=max, minimize for min, the way best.ckpt picks its epoch."""
+    directions = {"max": "maximize", "min": "minimize"}
+    if mode not in directions:
+        raise ConfigError(f"optimized_mode={mode}: it is max or min")
+    return directions[mode]
+
+
+OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+
+
 def data_arguments() -> dict[str, Any]:
     """NerDataModule's arguments with the defaults its signature gives (??? where it gives none): the config
     `data/_arguments` that conf/data/_base.yaml starts from. Each default is written once, in the code, and every
