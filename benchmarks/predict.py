@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     from transformers import pipeline
 
-    from lit_ner.export_onnx import export_onnx, onnx_path
+    from lit_ner.export_onnx import export_onnx
+    from lit_ner.runners import onnx_path
 
     if not onnx_path(Path(args.model), "int8").is_file():
         export_onnx(Path(args.model), "int8")

@@ -390,3 +390,18 @@ def test_settings_reach_the_reader_through_the_data_config(tmp_path: Path, tiny_
     with pytest.raises(DataError, match="task 1"):
         tags("data.span_policy=refuse")
     assert tags("data.pretokenizer=whitespace")[0] == ["B-PER", "I-PER", "O", "O"]  # "it." is one word
+
+
+@pytest.mark.parametrize("tool", ["label-studio", "doccano"])
+def test_overlapping_spans_are_kept_as_nested_entities_with_the_outermost_as_tags(tmp_path: Path, tool: str) -> None:
+    text = "Bank of New York hires in York"
+    spans = [("Bank of New York", "ORG", 0), ("New York", "LOC", 8), ("York", "LOC", 26)]
+    if tool == "label-studio":
+        splits_of(tmp_path, [task(5, text, annotation(1, *(region(text, w, t, at) for w, t, at in spans)))])
+    else:
+        line = {"text": text, "label": [[at, at + len(w), t] for w, t, at in spans]}
+        splits_of(tmp_path, [line], suffix=".jsonl")
+    train = load_ner_dataset(path=str(tmp_path), overlap_policy="keep")["train"]
+    assert train[0]["tags"] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "O", "O", "B-LOC"]  # the outermost
+    assert sorted((e["type"], e["start"], e["end"]) for e in train[0]["entities"]) == [
+        ("LOC", 2, 4), ("LOC", 6, 7), ("ORG", 0, 4)]  # every span, in words, end exclusive

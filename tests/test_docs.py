@@ -19,10 +19,10 @@ from lit_ner.app import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference.md"
 DOCS = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")])
-GROUPS = ("experiment", "data", "model", "trainer", "callbacks", "logger", "preset", "debug", "hparams_search")
+GROUPS = ("experiment", "data", "model", "head", "trainer", "callbacks", "logger", "preset", "debug", "hparams_search")
 # choices that add keys the default job does not compose; the reference lists those keys too
 VARIANTS = (["callbacks=early_stopping"], ["logger=csv"], ["logger=mlflow"], ["logger=wandb"], ["trainer=ddp"],
-            ["trainer=ddp_cpu"], ["trainer=gpu"], ["debug=fast"], ["preset=gpu"])  # fmt: skip
+            ["trainer=ddp_cpu"], ["trainer=gpu"], ["debug=fast"], ["preset=gpu"], ["head=crf"], ["head=span"])  # fmt: skip
 KEY_VALUE_COMMANDS = ("predict", "serve", "export_onnx", "push")
 
 

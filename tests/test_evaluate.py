@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
-import torch
 from PIL import Image
 from seqeval.metrics import classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
 
+from lit_ner.analysis import confusion, worst_sentences
+from lit_ner.data.reading import Reading
+from lit_ner.data.schemes import entity_spans
 from lit_ner.errors import ConfigError
-from lit_ner.evaluate import checked_scores, confusion, evaluate, model_override, worst_sentences
-from lit_ner.inference import Reading
-from lit_ner.models import load_for_evaluation
-from lit_ner.metrics import EntityMetric
+from lit_ner.evaluate import evaluate, model_override
+from lit_ner.models import inspect_model
 from lit_ner.app import compose_config
+from lit_ner.scores import entity_scores
 from lit_ner.train import train
 
 SIZE = 120  # sentences of the built-in corpus: the test split is its last 10%
@@ -127,7 +128,7 @@ def test_confusion_matrix_counts_every_entity_once_and_is_drawn(evaluated) -> No
 def test_confusion_pairs_by_span_then_by_overlap() -> None:
     gold = [["B-AUTHOR", "I-AUTHOR", "O", "B-DATE", "O", "B-AUTHOR"], ["O", "B-DATE"]]
     pred = [["B-AUTHOR", "I-AUTHOR", "O", "B-AUTHOR", "I-AUTHOR", "O"], ["B-DATE", "B-AUTHOR"]]
-    counts, overlaps = confusion(gold, pred, ["AUTHOR", "DATE"])
+    counts, overlaps = confusion(spans(gold), spans(pred), ["AUTHOR", "DATE"], "none")
     # AUTHOR 0-1 exact; DATE 3 overlaps AUTHOR 3-4; AUTHOR 5 missed; DATE 1 read as AUTHOR 1; DATE 0 spurious
     assert counts == [[1, 0, 1], [2, 0, 0], [0, 1, 0]]
     assert overlaps == [[0, 0, 0], [1, 0, 0], [0, 0, 0]]
@@ -137,7 +138,7 @@ def test_worst_sentences_come_first_with_entities_marked(evaluated) -> None:
     tokens = [["alan", "walker", "wrote", "in", "1940"], ["ok"], ["by", "anna", "smith"]]
     gold = [["B-AUTHOR", "I-AUTHOR", "O", "O", "B-DATE"], ["O"], ["O", "B-AUTHOR", "I-AUTHOR"]]
     pred = [["B-AUTHOR", "O", "O", "O", "B-DATE"], ["O"], ["B-DATE", "O", "O"]]
-    worst = worst_sentences(tokens, gold, pred, 10)
+    worst = worst_sentences(tokens, spans(gold), spans(pred), 10)
     assert [(w["sentence"], w["errors"]) for w in worst] == [(0, 2), (2, 2)]  # the right sentence is left out
     assert worst[0]["gold"] == "[alan walker]AUTHOR wrote in [1940]DATE"
     assert worst[0]["predicted"] == "[alan]AUTHOR walker wrote in [1940]DATE"
@@ -173,6 +174,10 @@ def test_untrained_encoder_is_the_zero_shot_baseline(evaluated) -> None:
     assert sum(report["confusion"]["counts"][-1]) > 0
 
 
+def spans(tags: list[list[str]]) -> list[list[tuple[str, int, int]]]:
+    return [entity_spans(sentence) for sentence in tags]
+
+
 def test_long_sentences_are_read_in_windows(run: Path, tmp_path: Path) -> None:
     # 12 sub-tokens a row: most sentences take several windows; each word must still get one prediction
     conll = tmp_path / "windows.conll"
@@ -202,8 +207,8 @@ def test_bad_model_or_split_stops_with_what_to_do(run: Path, tmp_path: Path) -> 
 
 def test_a_home_relative_export_loads(run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(run.parent))
-    model, labels, tokenizer, _ = load_for_evaluation(f"~/{run.name}/model")  # as typed, unexpanded by the shell
-    assert model is not None and labels[0] == "O" and tokenizer == str(run / "model")
+    info = inspect_model(f"~/{run.name}/model")  # as typed, unexpanded by the shell
+    assert info.kind == "export" and info.labels[0] == "O" and info.tokenizer == str(run / "model")
 
 
 def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
@@ -228,11 +233,10 @@ def test_strict_scheme_comes_from_the_labels_not_the_gold() -> None:
     labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
     gold = [["B-PER", "I-PER", "O"], ["O", "O", "O"]]
     pred = [["B-PER", "E-PER", "O"], ["S-PER", "O", "O"]]
-    ids = {label: i for i, label in enumerate(labels)}
-    metric = EntityMetric(labels, mode="strict")
-    metric.update(torch.tensor([[ids[t] for t in s] for s in pred]), torch.tensor([[ids[t] for t in s] for s in gold]))
-    scores = checked_scores(metric, gold, pred)  # raised seqeval's "Invalid token is found: E-PER" before
-    assert scores["PER"]["support"] == 0 and scores["micro avg"]["precision"] == 0.0  # B I O is no IOBES entity
+    # raised seqeval's "Invalid token is found: E-PER" before
+    scores, _ = entity_scores(labels, spans(gold), spans(pred), gold, pred, tagger=True)
+    strict = scores["strict"]
+    assert strict["PER"]["support"] == 0 and strict["micro avg"]["precision"] == 0.0  # B I O is no IOBES entity
 
 
 def test_command_line_data_errors_are_one_line(tiny_model: Path, tmp_path: Path) -> None:
@@ -252,7 +256,7 @@ def test_a_checkpoint_that_is_not_one_stops_with_what_is_wrong(tmp_path: Path) -
     cut = tmp_path / "best.ckpt"
     cut.write_bytes(b"PK\x03\x04 cut short")  # a zip's first bytes, no more: a copy interrupted early
     with pytest.raises(ConfigError, match="not a PyTorch checkpoint"):
-        load_for_evaluation(str(cut))
+        inspect_model(str(cut))
 
 
 # ---- beyond exact match, the HTML report, calibrated scores
@@ -327,7 +331,7 @@ def test_calibration_fits_a_temperature_and_saved_thresholds_reach_predict(run: 
     sentences = read_conll(tmp_path / "a.conll")
     found = predictor.words([[line[0] for line in lines] for lines in sentences])
     for lines, entities in zip(sentences, found):
-        expected = [(t, s, e + 1) for t, s, e in get_entities([line[2] for line in lines])]
+        expected = entity_spans([line[2] for line in lines])
         assert [(e["type"], e["word_start"], e["word_end"]) for e in entities] == expected
         assert all(e["score"] >= stored["thresholds"].get(e["type"], 0) for e in entities)
     everything = NerPredictor.from_pretrained(export, device="cpu", min_score=0.0)

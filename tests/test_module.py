@@ -129,7 +129,7 @@ def test_dropout_masks_depend_on_the_seed_epoch_and_batch_alone(tiny_model: Path
         module.trainer.fit_loop.epoch_progress.current.completed = epoch  # what current_epoch reads
         resume.on_train_batch_start(module.trainer, module, batch, batch_idx)
         with torch.no_grad():
-            return module(batch["input_ids"], batch["attention_mask"])
+            return module({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
 
     first = logits(3)
     torch.rand(1000)  # random numbers consumed in between, as model init, a restore or a sanity check does

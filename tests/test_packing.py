@@ -10,6 +10,7 @@ from transformers import AutoModelForTokenClassification, DistilBertConfig, Dist
 from lit_ner.data import NerDataModule
 from lit_ner.data.align import IGNORE
 from lit_ner.data.packing import first_fit, packs_exactly
+from lit_ner.heads.base import segments
 from lit_ner.module import NerModule
 
 
@@ -63,22 +64,30 @@ def test_an_epoch_of_packed_batches_reads_every_sentence_once(datamodule: NerDat
     assert len(seen) == len(split)
 
 
-def test_a_packed_batch_gives_the_padded_batchs_logits_and_loss(datamodule: NerDataModule, tiny_model: Path) -> None:
-    module = NerModule(str(tiny_model), datamodule.labels).eval()
+HEADS = {"token": {"name": "token"}, "crf": {"name": "crf"}, "span": {"name": "span", "max_width": 4, "nested": False}}
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_a_packed_batch_gives_the_padded_batchs_logits_and_loss(datamodule: NerDataModule, tiny_model: Path,
+                                                                head: str) -> None:
+    """Every head reads a packed batch's sentences (lit_ner.heads.base.segments) as it reads them padded."""
+    torch.manual_seed(0)
+    module = NerModule(str(tiny_model), datamodule.labels, head=HEADS[head]).eval()
     assert packs_exactly(module.model, module.model.config.vocab_size)
     split = datamodule.datasets["train"]
     for indices in list(datamodule.train_dataloader().batch_sampler)[:3]:
         rows = [split[i] for i in indices]
         padded, packed = datamodule.collate(rows), datamodule.collate_packed(rows)
+        assert packed["order"].tolist() != list(range(len(rows)))  # laid out otherwise: the test must map them
         with torch.no_grad():
-            plain = module(padded["input_ids"], padded["attention_mask"])
-            shared = module.model(input_ids=packed["input_ids"], position_ids=packed["position_ids"]).logits
-        # the labelled tokens' logits, in the same order on both sides (sorted by their label and logits)
-        a = plain[padded["labels"] != IGNORE]
-        b = shared[packed["labels"] != IGNORE]
-        torch.testing.assert_close(a[a.sum(1).argsort()], b[b.sum(1).argsort()], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(module._loss(plain, padded["labels"]), module._loss(shared, packed["labels"]),
-                                   atol=1e-6, rtol=1e-5)  # fmt: skip
+            plain, shared = module(padded), module(packed)
+        # each sentence's scored words, found in either layout by the rows they came from
+        for (row, at), (same_row, packed_at) in zip(sorted(segments(padded)), sorted(segments(packed))):
+            assert row == same_row and len(at) == len(packed_at)
+            torch.testing.assert_close(plain.flatten(0, 1)[at], shared.flatten(0, 1)[packed_at], atol=1e-5, rtol=1e-4)
+        with torch.no_grad():
+            loss = module.head.loss(plain, padded)
+            torch.testing.assert_close(loss, module.head.loss(shared, packed), atol=1e-6, rtol=1e-5)
 
 
 def test_an_encoder_that_cannot_read_packed_rows_trains_on_padded_batches(datamodule: NerDataModule, caplog) -> None:

@@ -16,7 +16,9 @@ from transformers import pipeline
 
 from lit_ner.errors import ConfigError
 from lit_ner.data.words import split_words
-from lit_ner.inference import AGGREGATIONS, Reading, WordTagger
+from lit_ner.data.reading import Reading
+from lit_ner.heads import AGGREGATIONS, build_head
+from lit_ner.inference import Tagger
 from lit_ner.predict import NerPredictor, main
 from lit_ner.train import train
 
@@ -74,34 +76,37 @@ def test_raw_text_is_split_by_the_pretokenizer_and_offsets_index_the_text(model_
 def test_the_pretokenizer_is_a_recorded_setting(model_folder: Path) -> None:
     punctuation = NerPredictor.from_pretrained(model_folder, device="cpu")
     reading = Reading.of(punctuation.reading.record() | {"pretokenizer": "whitespace"})
-    whitespace = NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config, reading=reading)
+    whitespace = NerPredictor(punctuation.opened, reading=reading)
     text = "Anna Smith wrote it in 1987."
     assert [w for w, _, _ in punctuation.split(text)][-2:] == ["1987", "."]
     assert [w for w, _, _ in whitespace.split(text)][-1] == "1987."
     assert all(text[e["start"] : e["end"]] == e["text"] for e in whitespace(text))
     with pytest.raises(ConfigError, match="data.pretokenizer='spaces'"):
-        NerPredictor(punctuation.runner, punctuation.tokenizer, punctuation.config,
-                     reading=Reading.of(punctuation.reading.record() | {"pretokenizer": "spaces"}))  # fmt: skip
+        NerPredictor(punctuation.opened, reading=Reading.of(punctuation.reading.record() | {"pretokenizer": "spaces"}))
 
 
 def test_an_entity_is_decoded_from_word_tags_with_the_mean_word_score() -> None:
-    from lit_ner.inference import WordTags
-
-    tags = WordTags(["B-PER", "I-PER", "O", "I-LOC", "B-PER"], np.array([0.9, 0.5, 0.99, 0.6, 0.8]), np.zeros((5, 1)))
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "B-PER"]
+    scores = np.array([0.9, 0.5, 0.99, 0.6, 0.8])
+    probabilities = np.zeros((5, len(labels)))
+    probabilities[np.arange(5), [labels.index(t) for t in tags]] = scores
+    decoded = build_head(None, labels).decoded(probabilities.argmax(-1), probabilities, None)
     # seqeval's default reading: an I- after O opens an entity
-    assert tags.entities() == [("PER", 0, 2, pytest.approx(0.7)), ("LOC", 3, 4, pytest.approx(0.6)),
-                               ("PER", 4, 5, pytest.approx(0.8))]  # fmt: skip
+    assert decoded.entities == [("PER", 0, 2, pytest.approx(0.7)), ("LOC", 3, 4, pytest.approx(0.6)),
+                                ("PER", 4, 5, pytest.approx(0.8))]  # fmt: skip
 
 
 class FixedLogits:
     """A runner whose logits are set per token id: label 1 for id 7, label 2 for id 8, O otherwise."""
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        input_ids = inputs["input_ids"]
         logits = np.zeros((*input_ids.shape, 3), dtype=np.float32)
         logits[..., 0] = 1.0
         logits[(input_ids == 7).numpy(), 1] = 3.0
         logits[(input_ids == 8).numpy(), 2] = 5.0
-        return logits
+        return {"logits": logits}
 
 
 def test_a_words_tag_comes_from_its_first_sub_token_unless_another_aggregation_is_asked(tiny_model: Path) -> None:
@@ -111,16 +116,16 @@ def test_a_words_tag_comes_from_its_first_sub_token_unless_another_aggregation_i
     pieces = tokenizer(["ab"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
     assert len(pieces) == 2  # "a", "##b": one word of two sub-tokens
     runner = FixedLogits()
-    labels = ["O", "B-X", "B-Y"]
+    head = build_head(None, ["O", "B-X", "B-Y"])
 
     def tag(aggregation: str, ids: tuple[int, int]) -> tuple[str, float]:
         tokenizer_ids = {pieces[0]: ids[0], pieces[1]: ids[1]}
 
-        def relabel(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-            return runner(input_ids.apply_(lambda i: tokenizer_ids.get(i, i)), attention_mask)
+        def relabel(inputs: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+            return runner({"input_ids": inputs["input_ids"].apply_(lambda i: tokenizer_ids.get(i, i))})
 
-        tagged = WordTagger(relabel, tokenizer, labels, Reading(), aggregation=aggregation)([["ab"]])[0]
-        return tagged.tags[0], float(tagged.scores[0])
+        tagged = Tagger(relabel, tokenizer, head, Reading(), aggregation=aggregation)([["ab"]])[0]
+        return tagged.tags[0], float(tagged.word_scores[0])
 
     assert tag("first", (7, 0))[0] == "B-X" and tag("first", (0, 8))[0] == "O"  # the first sub-token decides
     assert tag("max", (7, 8))[0] == "B-Y"  # the surest sub-token
@@ -128,7 +133,7 @@ def test_a_words_tag_comes_from_its_first_sub_token_unless_another_aggregation_i
     p7, p8 = np.exp([1.0, 3.0, 0.0]), np.exp([1.0, 0.0, 5.0])
     assert label == "B-Y" and score == pytest.approx(((p7 / p7.sum()) + (p8 / p8.sum()))[2] / 2, rel=1e-5)
     with pytest.raises(ConfigError, match="aggregation=simple"):
-        WordTagger(runner, tokenizer, labels, Reading(), aggregation="simple")
+        Tagger(runner, tokenizer, head, Reading(), aggregation="simple")
     assert AGGREGATIONS == ("first", "average", "max")
 
 
@@ -309,9 +314,9 @@ def test_a_folder_that_is_no_export_stops_with_what_to_give(model_folder: Path, 
 
 
 def test_window_sizes_are_checked_and_named(model_folder: Path, capsys) -> None:
-    with pytest.raises(ConfigError, match="max_length=129: above the 128 positions"):  # the tiny model has 128
+    with pytest.raises(ConfigError, match="max_length=129 is above the 128 positions"):  # the tiny model has 128
         NerPredictor.from_pretrained(model_folder, max_length=129, device="cpu")
-    with pytest.raises(ConfigError, match="max_length=2: leaves no room"):  # [CLS] and [SEP] fill it
+    with pytest.raises(ConfigError, match="max_length=2 leaves no room"):  # [CLS] and [SEP] fill it
         NerPredictor.from_pretrained(model_folder, max_length=2, device="cpu")
     for arg in ("max_length=0", "batch_size=0", "window_context=-1", "max_length=x"):
         message = cli_error(capsys, [f"model={model_folder}", "text=Alan Walker", arg])

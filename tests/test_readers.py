@@ -381,3 +381,61 @@ def test_streamed_errors_still_name_the_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "data", "train.txt", b"a O\n\nb O\n\xe9t\xe9 O\n")
     with pytest.raises(DataError, match=r"train.txt:4: not UTF-8"):
         load_ner_dataset(path=str(file.parent), scratch=tmp_path / "scratch")
+
+
+# ---- Nested entities: JSON lines of words with word-offset spans
+
+
+def test_jsonl_with_genia_entity_mentions_keeps_every_entity_and_tags_the_outermost(tmp_path: Path) -> None:
+    record = {"tokens": ["IL-2", "gene", "expression", "in", "T", "cells"], "doc_id": "MEDLINE:1", "sent_id": "1",
+              "entity_mentions": [{"start": 0, "end": 2, "entity_type": "DNA", "text": "IL-2 gene"},
+                                  {"start": 0, "end": 1, "entity_type": "protein", "text": "IL-2"},
+                                  {"start": 4, "end": 6, "entity_type": "cell_type", "text": "T cells"}]}  # fmt: skip
+    write(tmp_path, "train.jsonl", json.dumps(record) + "\n" + json.dumps({**record, "entity_mentions": []}) + "\n")
+    train = load_ner_dataset(path=str(tmp_path), validation_fraction=0.5, seed=0)
+    rows = {tuple(r["tokens"]) + (len(r["entities"]),): r for split in train.values() for r in split}
+    nested = next(r for key, r in rows.items() if key[-1] == 3)
+    assert nested["tags"] == ["B-DNA", "I-DNA", "O", "O", "B-cell_type", "I-cell_type"]
+    assert [(e["type"], e["start"], e["end"]) for e in nested["entities"]] == [
+        ("DNA", 0, 2), ("protein", 0, 1), ("cell_type", 4, 6)]
+
+
+def test_jsonl_with_entities_and_with_tags_in_one_corpus_all_keep_spans(tmp_path: Path) -> None:
+    nested = {"tokens": ["New", "York", "Bank"], "entities": [{"start": 0, "end": 3, "type": "ORG"},
+                                                            {"start": 0, "end": 2, "type": "LOC"}]}  # fmt: skip
+    flat = {"tokens": ["Ann", "Lee"], "tags": ["B-PER", "I-PER"]}
+    write(tmp_path, "train.jsonl", json.dumps(nested) + "\n" + json.dumps(flat) + "\n")
+    write(tmp_path, "dev.txt", "Bob B-PER\nsaid O\n")  # a flat split beside a nested one
+    splits = load_ner_dataset(path=str(tmp_path))
+    assert [(e["type"], e["start"], e["end"]) for e in splits["train"][1]["entities"]] == [("PER", 0, 2)]
+    assert splits["validation"][0]["entities"] == [{"start": 0, "end": 1, "type": "PER"}]
+    assert splits["train"][0]["tags"] == ["B-ORG", "I-ORG", "I-ORG"]
+
+
+@pytest.mark.parametrize(("entity", "message"), [
+    ({"start": 2, "end": 5, "type": "X"}, "within the sentence's 3 words"),
+    ({"start": 1, "end": 1, "type": "X"}, "end exclusive"),
+    ({"start": "0", "end": 1, "type": "X"}, "word offsets"),
+    ({"start": 0, "end": 1}, "needs a type"),
+    ({"start": 0, "end": 1, "type": " X"}, "no spaces around it"),
+])  # fmt: skip
+def test_bad_entity_spans_name_file_and_line(tmp_path: Path, entity: dict, message: str) -> None:
+    good = {"tokens": ["a", "b", "c"], "entities": []}
+    write(tmp_path, "train.jsonl", json.dumps(good) + "\n" + json.dumps({**good, "entities": [entity]}) + "\n")
+    with pytest.raises(DataError, match=rf"train.jsonl:2: entity .*{message}"):
+        load_ner_dataset(path=str(tmp_path))
+
+
+def test_a_flat_source_has_no_entities_column(tmp_path: Path) -> None:
+    write(tmp_path, "train.txt", sentences(4, "B-PER"))
+    assert all("entities" not in split.column_names for split in load_ner_dataset(path=str(tmp_path)).values())
+
+
+def test_real_genia_nested(shared_dataset) -> None:
+    splits = load_ner_dataset(path=str(shared_dataset("genia-nested")))
+    from lit_ner.data.schemes import nested_count
+
+    entities = [[(e["type"], e["start"], e["end"]) for e in s] for s in splits["validation"]["entities"]]
+    assert len(splits["validation"]) == 350 and sum(map(len, entities)) == 954  # dev.jsonl (the README's counts)
+    train = [[(e["type"], e["start"], e["end"]) for e in s] for s in splits["train"]["entities"]]
+    assert len(splits["train"]) == 1415 and sum(map(len, train)) == 3760 and sum(map(nested_count, train)) >= 385

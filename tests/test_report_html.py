@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lit_ner.analysis import bootstrap_f1, error_kinds, error_records, semeval_scores
+from lit_ner.data.schemes import entity_spans
 from lit_ner.report_html import render_report, service_page
 
 CHROMIUM = shutil.which("chromium")
@@ -35,32 +36,33 @@ PRED = [
 
 
 class Elements(HTMLParser):
-    """The marks (attributes and text) and the sentences (attributes) of a page."""
+    """The marks (attributes, their text and how deep each sits inside others) and the sentences (attributes) of a
+    page."""
 
     def __init__(self, page: str) -> None:
         super().__init__()
         self.marks: list[dict] = []
         self.sentences: list[dict] = []
         self.ids: set[str] = set()
-        self._mark: dict | None = None
+        self._open: list[dict] = []  # the marks the parser is inside, outermost first
         self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
         self.ids.add(attrs.get("id"))
         if tag == "mark":
-            self._mark = attrs | {"text": ""}
-            self.marks.append(self._mark)
+            self._open.append(attrs | {"text": "", "depth": len(self._open)})
+            self.marks.append(self._open[-1])
         elif tag == "article":
             self.sentences.append(attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "mark":
-            self._mark = None
+            self._open.pop()
 
     def handle_data(self, data: str) -> None:
-        if self._mark is not None:
-            self._mark["text"] += data
+        for mark in self._open:  # an inner mark's text is its outer marks' too
+            mark["text"] += data
 
 
 def chromium(tmp_path: Path, *args: str) -> str:
@@ -73,18 +75,23 @@ def chromium(tmp_path: Path, *args: str) -> str:
     return done.stdout
 
 
+def spans(tags: list[list[str]]) -> list[list[tuple[str, int, int]]]:
+    return [entity_spans(sentence) for sentence in tags]
+
+
 def dom(tmp_path: Path, url: str) -> Elements:
     return Elements(chromium(tmp_path, "--virtual-time-budget=3000", "--dump-dom", url))
 
 
 @pytest.fixture
 def report_file(tmp_path: Path) -> tuple[Path, list[dict]]:
-    records = error_records(TOKENS, GOLD, PRED, scores=[[0.9, 0.6, 0.8, 0.4], [0.95, 0.7], [0.9, 0.9]])
+    gold, pred = spans(GOLD), spans(PRED)
+    records = error_records(TOKENS, gold, pred, scores=[[0.9, 0.6, 0.8, 0.4], [0.95, 0.7], [0.9, 0.9]])
     report = {
         "model": "runs/<b>bold</b>/model", "split": "test", "sentences": 3, "words": 18,
         "scores": {"default": {"PER": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 4}}},
-        "semeval": semeval_scores(GOLD, PRED), "error_kinds": error_kinds(GOLD, PRED),
-        "bootstrap": bootstrap_f1(GOLD, PRED, samples=50), "calibration": {"temperature": 1.3, "ece": {"before": 0.1}},
+        "semeval": semeval_scores(gold, pred), "error_kinds": error_kinds(gold, pred),
+        "bootstrap": bootstrap_f1(gold, pred, samples=50), "calibration": {"temperature": 1.3, "ece": {"before": 0.1}},
         "confusion": {"labels": ["LOC", "none"], "counts": [[1, 2], [3, 0]], "overlap": [[1, 0], [0, 0]]},
     }  # fmt: skip
     path = tmp_path / "report.html"
@@ -149,3 +156,16 @@ def test_the_service_page_has_its_form_and_marks_character_spans(tmp_path: Path)
     assert '<button type="submit">' in page and 'fetch("/predict"' in page
     marks = [(m["data-type"], m["text"], m["data-score"]) for m in rendered.marks]
     assert marks == [("PER", "Ann Lee", "0.910"), ("LOC", "Paris", "0.970")]
+
+
+@needs_chromium
+def test_an_entity_inside_another_is_marked_inside_its_mark(tmp_path: Path) -> None:
+    # a span head's nested entities: the place inside the organisation's name, and a crossing span left out
+    spans = [{"type": "LOC", "start": 12, "end": 17}, {"type": "ORG", "start": 4, "end": 17},
+             {"type": "MISC", "start": 4, "end": 8}, {"type": "PER", "start": 15, "end": 24}]
+    answer = (f'<script>document.getElementById("answer").replaceChildren(markText("the Bank of Paris opened", '
+              f"{json.dumps(spans)}))</script>")
+    path = tmp_path / "service.html"
+    path.write_text(service_page("nested").replace("</body>", answer + "</body>"), encoding="utf-8")
+    marks = [(m["data-type"], m["text"], m["depth"]) for m in dom(tmp_path, path.as_uri()).marks]
+    assert marks == [("ORG", "Bank of Paris", 0), ("MISC", "Bank", 1), ("LOC", "Paris", 1)]

@@ -402,20 +402,21 @@ def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model:
     # training fits the export's temperature on the validation logits its best epoch already computed; a fresh
     # reading of the exported model must fit the same one. Under bf16 mixed precision too: validation reads the
     # float32 weights without autocast, as the exported model is read
-    import lit_ner.inference
+    import lit_ner.runners
     from transformers import AutoModelForTokenClassification
 
     from lit_ner.calibration import validation_temperature
+    from lit_ner.heads import build_head
 
     replays = []
 
-    class Spy(lit_ner.inference.Replay):
+    class Spy(lit_ner.runners.Replay):
         def __init__(self, recorded, fallback) -> None:
             super().__init__(recorded, fallback)
             self.pairs = list(recorded)
             replays.append(self)
 
-    monkeypatch.setattr(lit_ner.inference, "Replay", Spy)
+    monkeypatch.setattr(lit_ner.runners, "Replay", Spy)
     cfg = make_cfg(tmp_path / "run", tiny_model, tmp_path / "cache", "trainer.max_epochs=2",
                    f"trainer.precision={precision}")
     result = train(cfg)
@@ -426,10 +427,11 @@ def test_the_exported_temperature_replays_the_best_epochs_validation(tiny_model:
     datamodule.prepare_data()
     datamodule.setup("validate")
     model = AutoModelForTokenClassification.from_pretrained(export)
-    run = lit_ner.inference.TorchRunner(model)  # the reading of evaluate, predict and the service
-    for input_ids, logits in replays[0].pairs:
-        np.testing.assert_allclose(logits, run(input_ids, (input_ids != datamodule.tokenizer.pad_token_id).long()), atol=1e-5)
-    assert validation_temperature(model, datamodule) == pytest.approx(stored, rel=1e-5)
+    head = build_head(None, datamodule.labels)
+    run = lit_ner.runners.TorchRunner(head.graph(model), head.outputs)  # the reading of evaluate, predict and the service
+    for inputs, outputs in replays[0].pairs:
+        np.testing.assert_allclose(outputs["logits"], run(inputs)["logits"], atol=1e-5)
+    assert validation_temperature(model, head, datamodule) == pytest.approx(stored, rel=1e-5)
     assert replays[-1].replayed == 0  # that reading ran the model
 
 

@@ -1,22 +1,22 @@
 """Entity errors people can look at and scores they can trust: SemEval-2013 schemes, kinds of error, bootstrap
-intervals of F1 and one record per sentence with errors. Pure functions over IOB2 word tags, JSON-ready results."""
+intervals of F1 and one record per sentence with errors. Pure functions over each sentence's entities as (type,
+first word, end word exclusive), nested or flat (lit_ner.heads.EntitySpan's first three fields), JSON-ready."""
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from seqeval.metrics.sequence_labeling import get_entities
-
-Tags = list[list[str]]  # one list of word tags (or words) per sentence
-Span = tuple[str, int, int]  # (type, first word, last word inclusive), as seqeval's get_entities gives
+Span = tuple[str, int, int]  # (type, first word, end word exclusive)
+Spans = Sequence[Sequence[Span]]  # each sentence's entities, in reading order
 SCHEMES = ("strict", "exact", "partial", "ent_type")
 KINDS = ("boundary", "type", "boundary_and_type", "missed", "spurious")  # the wrong entities, by what is wrong
 
 
 def _overlaps(pred: Span, gold: Span) -> bool:
     """nervaluate's overlap (min_overlap_percentage=1): the shared words are at least 1 % of the gold entity's."""
-    shared = min(pred[2], gold[2]) - max(pred[1], gold[1]) + 1
-    return shared > 0 and 100 * shared >= gold[2] - gold[1] + 1
+    shared = min(pred[2], gold[2]) - max(pred[1], gold[1])
+    return shared > 0 and 100 * shared >= gold[2] - gold[1]
 
 
 def _judge(scheme: str, pred: Span, golds: list[Span], used: set[int]) -> tuple[str, int | None]:
@@ -73,11 +73,11 @@ def _scheme_scores(scheme: str, counts: Counter) -> dict[str, Any]:
             "actual": actual, "precision": float(precision), "recall": float(recall), "f1": float(f1)}  # fmt: skip
 
 
-def semeval_scores(gold: Tags, pred: Tags) -> dict[str, Any]:
+def semeval_scores(gold: Spans, pred: Spans) -> dict[str, Any]:
     """SemEval-2013 task 9.1's strict, exact, partial and ent_type scores, equal to nervaluate's:
     `{"overall": {scheme: counts and scores}, "by_type": {type: {scheme: ...}}}`. A type's scores see only the
     entities of that type, gold and predicted (so a type error is one missed and one spurious there)."""
-    gold_spans, pred_spans = [get_entities(g) for g in gold], [get_entities(p) for p in pred]
+    gold_spans, pred_spans = [list(g) for g in gold], [list(p) for p in pred]
     types = sorted({t for spans in (*gold_spans, *pred_spans) for t, _, _ in spans})
 
     def scores(golds: list[list[Span]], preds: list[list[Span]]) -> dict[str, Any]:
@@ -94,16 +94,24 @@ def semeval_scores(gold: Tags, pred: Tags) -> dict[str, Any]:
 
 def pair_entities(golds: list[Span], preds: list[Span]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """(gold, predicted) index pairs, missed gold indices, spurious predicted indices of one sentence. Entities
-    with the same span pair first; then each gold entity left, in order, pairs with the unpaired prediction
-    sharing the most words with it (the first on a tie). The confusion matrix of lit_ner.evaluate pairs alike."""
-    at = {(s, e): j for j, (_, s, e) in enumerate(preds)}
-    pairs = [(i, at[(s, e)]) for i, (_, s, e) in enumerate(golds) if (s, e) in at]
+    with the same span pair first (those of the same type before others, where nested data has two entities on
+    one span); then each gold entity left, in order, pairs with the unpaired prediction sharing the most words with
+    it (the first on a tie). The confusion matrix of lit_ner.evaluate pairs alike."""
+    pairs: list[tuple[int, int]] = []
+    left = list(range(len(preds)))
+    for same_type in (True, False):
+        for i, gold in enumerate(golds):
+            if any(i == g for g, _ in pairs):
+                continue
+            j = next((j for j in left if preds[j][1:] == gold[1:] and (preds[j][0] == gold[0]) >= same_type), None)
+            if j is not None:
+                pairs.append((i, j))
+                left.remove(j)
     paired_gold = {i for i, _ in pairs}
-    left = [j for j in range(len(preds)) if j not in {j for _, j in pairs}]
     for i, (_, start, end) in enumerate(golds):
         if i in paired_gold:
             continue
-        shared = [min(end, preds[j][2]) - max(start, preds[j][1]) + 1 for j in left]
+        shared = [min(end, preds[j][2]) - max(start, preds[j][1]) for j in left]
         best = max(range(len(left)), key=shared.__getitem__, default=None)
         if best is not None and shared[best] > 0:
             pairs.append((i, left.pop(best)))
@@ -129,14 +137,13 @@ def _sentence_kinds(golds: list[Span], preds: list[Span]) -> tuple[list[str], li
     return gold_kinds, pred_kinds
 
 
-def error_kinds(gold: Tags, pred: Tags) -> dict[str, Any]:
+def error_kinds(gold: Spans, pred: Spans) -> dict[str, Any]:
     """How the entities are wrong, `{"overall": {kind: n}, "by_type": {type: {kind: n}}}` over KINDS (pairing as in
     pair_entities). A pair counts once, under its gold type; a spurious prediction under its predicted type."""
     overall = dict.fromkeys(KINDS, 0)
     by_type: dict[str, dict[str, int]] = {}
-    for gold_tags, pred_tags in zip(gold, pred):
-        golds, preds = get_entities(gold_tags), get_entities(pred_tags)
-        gold_kinds, pred_kinds = _sentence_kinds(golds, preds)
+    for golds, preds in zip(gold, pred):
+        gold_kinds, pred_kinds = _sentence_kinds(list(golds), list(preds))
         wrong = [(g[0], k) for g, k in zip(golds, gold_kinds) if k != "correct"]
         wrong += [(p[0], k) for p, k in zip(preds, pred_kinds) if k == "spurious"]
         for type_, kind in wrong:
@@ -145,9 +152,9 @@ def error_kinds(gold: Tags, pred: Tags) -> dict[str, Any]:
     return {"overall": overall, "by_type": dict(sorted(by_type.items()))}
 
 
-def _entity_counts(gold: Tags, pred: Tags) -> tuple[list[str], np.ndarray]:
+def _entity_counts(gold: Spans, pred: Spans) -> tuple[list[str], np.ndarray]:
     """The entity types, and (sentences, types, 3) counts of exact-match true positives, predicted and gold entities."""
-    entities = [(set(get_entities(g)), set(get_entities(p))) for g, p in zip(gold, pred)]
+    entities = [(set(g), set(p)) for g, p in zip(gold, pred)]
     types = sorted({t for pair in entities for spans in pair for t, _, _ in spans})
     index = {t: k for k, t in enumerate(types)}
     counts = np.zeros((len(gold), len(types), 3), dtype=np.int64)
@@ -164,7 +171,7 @@ def _f1(counts: np.ndarray) -> np.ndarray:
     return np.divide(tp, total, out=np.zeros(tp.shape), where=total > 0)
 
 
-def bootstrap_f1(gold: Tags, pred: Tags, samples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def bootstrap_f1(gold: Spans, pred: Spans, samples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
     """Percentile bootstrap interval of the exact-match entity F1 (seqeval's default), micro and per type, from
     `samples` resamplings of the sentences: `{"micro": {"f1", "low", "high"}, type: {...}}`. Same seed, same result."""
     types, counts = _entity_counts(gold, pred)
@@ -186,21 +193,21 @@ def bootstrap_f1(gold: Tags, pred: Tags, samples: int = 1000, seed: int = 0, lev
 
 def _entity_dicts(words: list[str], spans: list[Span], kinds: list[str]) -> list[dict[str, Any]]:
     return [
-        {"type": t, "start": s, "end": e + 1, "text": " ".join(words[s : e + 1]), "kind": k}
+        {"type": t, "start": s, "end": e, "text": " ".join(words[s:e]), "kind": k}
         for (t, s, e), k in zip(spans, kinds)
     ]
 
 
 def error_records(
-    tokens: Tags, gold: Tags, pred: Tags, scores: list[list[float]] | None = None
+    tokens: Sequence[Sequence[str]], gold: Spans, pred: Spans, scores: list[list[float]] | None = None
 ) -> list[dict[str, Any]]:
     """One record per sentence with an error, most errors first: `{"sentence", "words", "gold", "predicted",
     "errors"}`, each entity `{"type", "start", "end" (exclusive word indices), "text", "kind"}` (a kind of KINDS or
-    "correct"). `scores[i]` holds one score per predicted entity of sentence i, in get_entities order; it adds
+    "correct"). `scores[i]` holds one score per predicted entity of sentence i, in `pred`'s order; it adds
     "score" to the predicted entities. "errors" counts wrong pairs once, plus missed and spurious entities."""
     records = []
-    for n, (words, gold_tags, pred_tags) in enumerate(zip(tokens, gold, pred)):
-        golds, preds = get_entities(gold_tags), get_entities(pred_tags)
+    for n, (words, golds, preds) in enumerate(zip(tokens, gold, pred)):
+        golds, preds = list(golds), list(preds)
         gold_kinds, pred_kinds = _sentence_kinds(golds, preds)
         errors = sum(k != "correct" for k in gold_kinds) + pred_kinds.count("spurious")
         if not errors:
@@ -214,3 +221,41 @@ def error_records(
         records.append({"sentence": n, "words": list(words), "gold": _entity_dicts(words, golds, gold_kinds),
                         "predicted": predicted, "errors": errors})  # fmt: skip
     return sorted(records, key=lambda r: (-r["errors"], r["sentence"]))
+
+
+def confusion(gold: Spans, pred: Spans, types: list[str], none: str) -> tuple[list[list[int]], list[list[int]]]:
+    """Counts of (gold type, predicted type) entity pairs, paired as `pair_entities` pairs them, with `none` for
+    missed (gold, none) and spurious (none, predicted) entities; and the counts of those pairs whose spans differ
+    (matched by overlap only: a wrong boundary)."""
+    index = {t: i for i, t in enumerate([*types, none])}
+    counts = [[0] * len(index) for _ in index]
+    overlaps = [[0] * len(index) for _ in index]
+    for golds, preds in zip(gold, pred):
+        golds, preds = list(golds), list(preds)
+        pairs, missed, spurious = pair_entities(golds, preds)
+        for i, j in pairs:
+            counts[index[golds[i][0]]][index[preds[j][0]]] += 1
+            overlaps[index[golds[i][0]]][index[preds[j][0]]] += golds[i][1:] != preds[j][1:]
+        for i in missed:
+            counts[index[golds[i][0]]][index[none]] += 1
+        for j in spurious:
+            counts[index[none]][index[preds[j][0]]] += 1
+    return counts, overlaps
+
+
+def worst_sentences(tokens: Sequence[Sequence[str]], gold: Spans, pred: Spans, n: int) -> list[dict[str, Any]]:
+    """The n sentences with the most entity errors (missed + spurious in exact-span terms), entities bracketed (an
+    entity inside another inside its brackets)."""
+
+    def marked(words: Sequence[str], entities: Sequence[Span]) -> str:
+        out = list(words)
+        for _, start, _ in entities:
+            out[start] = "[" + out[start]
+        for type_, _, end in sorted(entities, key=lambda e: (-e[1], e[2])):  # on one word, the inner entity closes first
+            out[end - 1] += "]" + type_  # after the opening marks: a one-word entity gets both
+        return " ".join(out)
+
+    errors = [len(set(g) ^ set(p)) for g, p in zip(gold, pred)]
+    order = sorted((i for i, e in enumerate(errors) if e), key=lambda i: (-errors[i], i))[:n]
+    return [{"sentence": i, "errors": errors[i], "gold": marked(tokens[i], gold[i]),
+             "predicted": marked(tokens[i], pred[i])} for i in order]  # fmt: skip

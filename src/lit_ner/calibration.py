@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from lit_ner.data.schemes import entity_spans
+from lit_ner.heads import Decoded
 
 TEMPERATURES = (0.05, 20.0)  # beyond these a temperature flattens or sharpens the scores into noise
 
@@ -122,59 +122,52 @@ def plot_pr_curves(curves: Mapping[str, Mapping[str, list[float]]], title: str =
 
 # ---- Entity scores of a model's reading (lit_ner.inference), as evaluate measures them
 
-
-def entity_confidences(tagged: Sequence[Any], label_ids: Mapping[str, int], temperature: float) -> list[list[float]]:
-    """Each predicted entity's score (entity_spans order) had the logits been divided by `temperature`: the mean over
-    its words of softmax(logits / T) at the word's tag. `tagged`: WordTags with their first sub-token logits."""
-    from lit_ner.inference import softmax
-
-    found = []
-    for sentence in tagged:
-        if sentence.logits is None:
-            raise ValueError("entity confidences need each word's logits: read with aggregation='first'")
-        probabilities = softmax(sentence.logits.astype(np.float64) / temperature)
-        words = probabilities[np.arange(len(sentence.tags)), [label_ids[t] for t in sentence.tags]]
-        found.append([float(words[s:e].mean()) for _, s, e, _ in sentence.entities()])
-    return found
+Gold = Sequence[Sequence[tuple[str, int, int]]]  # each sentence's gold entities: (type, start, end exclusive)
 
 
-def entity_outcomes(gold: Sequence[Sequence[str]], tagged: Sequence[Any]) -> list[list[tuple[str, bool]]]:
-    """Each predicted entity's (type, whether a gold entity has its type and span), in entity_spans order."""
-    return [[(t, (t, s, e) in set(entity_spans(g))) for t, s, e, _ in sentence.entities()]
-            for g, sentence in zip(gold, tagged)]  # fmt: skip
+def entity_confidences(decoded: Sequence[Decoded], temperature: float) -> list[list[float]]:
+    """Each predicted entity's score had the logits been divided by `temperature` (from its evidence: for a tagger,
+    the mean over its words of softmax(logits / T) at the word's tag; for a span head, softmax at its type)."""
+    if any(sentence.evidence is None for sentence in decoded):
+        raise ValueError("entity confidences need each entity's logits: read with aggregation='first'")
+    return [[evidence.score(temperature) for evidence in sentence.evidence] for sentence in decoded]
+
+
+def entity_outcomes(gold: Gold, decoded: Sequence[Decoded]) -> list[list[tuple[str, bool]]]:
+    """Each predicted entity's (type, whether a gold entity has its type and span)."""
+    return [[(e.type, e[:3] in set(g)) for e in sentence.entities] for g, sentence in zip(gold, decoded)]
 
 
 def calibration_report(
-    validation: tuple[Sequence[Sequence[str]], Sequence[Any]],
-    evaluated: tuple[Sequence[Sequence[str]], Sequence[Any]],
-    labels: Sequence[str],
+    validation: tuple[Gold, Sequence[Decoded]],
+    evaluated: tuple[Gold, Sequence[Decoded]],
+    types: Sequence[str],
     bins: int = 15,
     seed: int = 0,
 ) -> tuple[dict[str, Any], Figure, Figure]:
     """How far entity scores are from how often entities are right, before and after temperature scaling, and the
     score threshold per type that maximises F1 on validation.
 
-    `validation`, `evaluated`: (gold tags, WordTags) of each sentence. The temperature is fitted on the validation
+    `validation`, `evaluated`: (gold entities, Decoded) of each sentence. The temperature is fitted on the validation
     split (`entity_temperature`). `ece_before`/`ece_after` are measured where the temperature was not fitted but the
     data is alike: validation cut in two seeded halves, fitted on one and measured on the other, both ways, the mean.
     `evaluated` gives the same two numbers on the evaluated split with the whole split's temperature: a gap there
     that the halves do not show is a shift between validation and that split, which no one temperature undoes.
     Returns the report, the reliability diagram of the evaluated split and the validation precision/recall figure."""
-    label_ids = {label: i for i, label in enumerate(labels)}
-    gold, tagged = validation
-    temperature = entity_temperature(gold, tagged, label_ids)
+    gold, decoded = validation
+    temperature = entity_temperature(gold, decoded)
     order = list(range(len(gold)))
     random.Random(seed).shuffle(order)
     halves = [sorted(order[::2]), sorted(order[1::2])]
     before, after = [], []
     for fit, held in (halves, halves[::-1]):
-        held_out = ([gold[i] for i in held], [tagged[i] for i in held])
-        half_temperature = entity_temperature([gold[i] for i in fit], [tagged[i] for i in fit], label_ids)
-        before.append(entity_ece(*held_out, label_ids, 1.0, bins))
-        after.append(entity_ece(*held_out, label_ids, half_temperature, bins))
+        held_out = ([gold[i] for i in held], [decoded[i] for i in held])
+        half_temperature = entity_temperature([gold[i] for i in fit], [decoded[i] for i in fit])
+        before.append(entity_ece(*held_out, 1.0, bins))
+        after.append(entity_ece(*held_out, half_temperature, bins))
     correct = [c for sentence in entity_outcomes(*evaluated) for _, c in sentence]
-    raw = [s for sentence in entity_confidences(evaluated[1], label_ids, 1.0) for s in sentence]
-    scaled = [s for sentence in entity_confidences(evaluated[1], label_ids, temperature) for s in sentence]
+    raw = [s for sentence in entity_confidences(evaluated[1], 1.0) for s in sentence]
+    scaled = [s for sentence in entity_confidences(evaluated[1], temperature) for s in sentence]
     measured = all(x is not None for x in before + after)
     report: dict[str, Any] = {
         "temperature": temperature, "bins": bins,
@@ -185,9 +178,9 @@ def calibration_report(
                       "ece_before": expected_calibration_error(raw, correct, bins) if correct else None,
                       "ece_after": expected_calibration_error(scaled, correct, bins) if correct else None},
     }  # fmt: skip
-    outcomes = [x for sentence in entity_outcomes(gold, tagged) for x in sentence]
-    scores = [s for sentence in entity_confidences(tagged, label_ids, temperature) for s in sentence]
-    golds = [t for tags in gold for t, _, _ in entity_spans(tags)]
+    outcomes = [x for sentence in entity_outcomes(gold, decoded) for x in sentence]
+    scores = [s for sentence in entity_confidences(decoded, temperature) for s in sentence]
+    golds = [t for entities in gold for t, _, _ in entities]
     curves = {}
     for type_ in sorted({t for t, _ in outcomes} | set(golds)):
         kept = [(s, c) for s, (t, c) in zip(scores, outcomes) if t == type_]
@@ -198,37 +191,36 @@ def calibration_report(
     return report, diagram, plot_pr_curves(curves, "validation, scores after temperature scaling")
 
 
-def entity_ece(
-    gold: Sequence[Sequence[str]], tagged: Sequence[Any], label_ids: Mapping[str, int], temperature: float, bins: int
-) -> float | None:
+def entity_ece(gold: Gold, decoded: Sequence[Decoded], temperature: float, bins: int) -> float | None:
     """The expected calibration error of the predicted entities' scores at this temperature; None without any."""
-    correct = [c for sentence in entity_outcomes(gold, tagged) for _, c in sentence]
-    scores = [s for sentence in entity_confidences(tagged, label_ids, temperature) for s in sentence]
+    correct = [c for sentence in entity_outcomes(gold, decoded) for _, c in sentence]
+    scores = [s for sentence in entity_confidences(decoded, temperature) for s in sentence]
     return expected_calibration_error(scores, correct, bins) if correct else None
 
 
-def entity_temperature(gold: Sequence[Sequence[str]], tagged: Sequence[Any], label_ids: Mapping[str, int]) -> float:
+def entity_temperature(gold: Gold, decoded: Sequence[Decoded]) -> float:
     """The temperature that makes entity scores match how often the entities are right: T minimising the binary
-    cross-entropy between each predicted entity's score (the mean of its words' softmax(logits / T) at their tags)
-    and whether a gold entity has its type and span. Fitted on what users read, entity scores, rather than on every
-    word's label: most words are O, and a temperature fitted to them sharpens the entity scores past their accuracy."""
-    rows, tags, owner, outcomes = [], [], [], []
-    for gold_tags, sentence in zip(gold, tagged):
-        golds = set(entity_spans(gold_tags))
-        for type_, start, end, _ in sentence.entities():
-            rows.append(sentence.logits[start:end])
-            tags += [label_ids[t] for t in sentence.tags[start:end]]
-            owner += [len(outcomes)] * (end - start)
-            outcomes.append((type_, start, end) in golds)
+    cross-entropy between each predicted entity's score (its evidence read at T: the mean of softmax(logits / T) at
+    its classes) and whether a gold entity has its type and span. Fitted on what users read, entity scores, rather
+    than on every word's label: most words are O, and a temperature fitted to them sharpens the entity scores past
+    their accuracy."""
+    rows, classes, owner, outcomes = [], [], [], []
+    for gold_entities, sentence in zip(gold, decoded):
+        golds = set(gold_entities)
+        for entity, evidence in zip(sentence.entities, sentence.evidence or []):
+            rows.append(evidence.rows)
+            classes.append(evidence.index)
+            owner += [len(outcomes)] * len(evidence.index)
+            outcomes.append(entity[:3] in golds)
     if not outcomes or all(outcomes) or not any(outcomes):
         return 1.0  # nothing to fit: no entity, or all right, or all wrong
     logits = torch.from_numpy(np.concatenate(rows)).double()
-    tags_t, owner_t = torch.tensor(tags), torch.tensor(owner)
+    classes_t, owner_t = torch.from_numpy(np.concatenate(classes)).long(), torch.tensor(owner)
     target = torch.tensor(outcomes, dtype=torch.float64)
     sizes = torch.bincount(owner_t, minlength=len(outcomes)).double()
 
     def loss(log_t: torch.Tensor) -> torch.Tensor:
-        words = torch.softmax(logits / log_t.exp(), -1).gather(1, tags_t[:, None]).squeeze(1)
+        words = torch.softmax(logits / log_t.exp(), -1).gather(1, classes_t[:, None]).squeeze(1)
         scores = torch.zeros(len(outcomes), dtype=torch.float64).index_add(0, owner_t, words) / sizes
         return torch.nn.functional.binary_cross_entropy(scores.clamp(1e-7, 1 - 1e-7), target)
 
@@ -252,15 +244,18 @@ def _fit_log_temperature(loss: Any, bounds: tuple[float, float] = TEMPERATURES) 
     return min(max(math.exp(log_t.item()), bounds[0]), bounds[1])
 
 
-def validation_temperature(model: torch.nn.Module, datamodule: Any, recorded: Sequence = ()) -> float:
-    """The temperature of a trained model, fitted on the DataModule's validation split read as every reader reads
-    it (lit_ner.inference); what training stores in the export. `recorded`: (input_ids, logits) of batches this
-    model has already read (its own validation pass in training), replayed instead of run again."""
-    from lit_ner.inference import Reading, Replay, TorchRunner, WordTagger
+def validation_temperature(model: torch.nn.Module, head: Any, datamodule: Any, recorded: Sequence = ()) -> float:
+    """The temperature of a trained model under its head, fitted on the DataModule's validation split read as every
+    reader reads it (lit_ner.inference); what training stores in the export. `recorded`: (inputs, outputs) of batches
+    this model has already read (its own validation pass in training), replayed instead of run again."""
+    from lit_ner.data.formats import gold_entities
+    from lit_ner.data.reading import Reading
+    from lit_ner.inference import Tagger
+    from lit_ner.runners import Replay, TorchRunner
 
     words, hp = datamodule.cached_words()["validation"], datamodule.hparams
     documents = words["document"] if "document" in words.column_names else None
-    tagger = WordTagger(Replay(recorded, TorchRunner(model)), datamodule.tokenizer, datamodule.labels, Reading.of(hp),
-                        datamodule.eval_batch_size, max_tokens=hp.max_tokens)  # fmt: skip
-    tagged = tagger(words["tokens"], documents)
-    return entity_temperature(words["tags"], tagged, {label: i for i, label in enumerate(datamodule.labels)})
+    runner = Replay(recorded, TorchRunner(head.graph(model), head.outputs))
+    tagger = Tagger(runner, datamodule.tokenizer, head, Reading.of(hp), datamodule.eval_batch_size,
+                    max_tokens=hp.max_tokens)  # fmt: skip
+    return entity_temperature(gold_entities(words), tagger.read(words["tokens"], documents))

@@ -152,6 +152,9 @@ def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path)
             then, value = shown, now[key]
             if key == "model_name_or_path":  # a folder may move (another virtual environment): compare names
                 then, value = Path(str(then)).name, Path(str(value)).name
+            if key == "head":  # its null options are filled from the data (lit_ner.heads.configured): the given ones
+                value = {k: v for k, v in (value or {}).items() if v is not None}
+                then = {k: v for k, v in (then or {"name": "token"}).items() if k in value}
             if then != value:
                 differ.append(f"{group}.{key}={now[key]} (the checkpoint has {shown})")
     planned = checkpoint.get(TRAINER_KEY, {})  # none in checkpoints older than lit_ner 0.1.2

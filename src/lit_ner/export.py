@@ -1,4 +1,5 @@
-"""Export a trained NerModule as a plain Hugging Face folder: safetensors weights, labelled config, tokenizer, model card."""
+"""Export a trained NerModule as a Hugging Face folder: safetensors weights, labelled config (with the reading, the
+head and the calibration lit_ner records), tokenizer, model card; a span head's own weights beside them."""
 
 import json
 import shutil
@@ -10,8 +11,8 @@ from transformers import PreTrainedTokenizerBase
 
 import lit_ner
 
+from lit_ner.data.reading import Reading
 from lit_ner.errors import space_for
-from lit_ner.inference import Reading
 from lit_ner.module import NerModule
 from lit_ner.reports import entity_rows, markdown_table
 
@@ -79,12 +80,21 @@ def model_card(
         "",
         "## Use",
         "",
-        "```python",
-        "from transformers import pipeline",
-        'ner = pipeline("token-classification", model="<this folder>", aggregation_strategy="simple")',
-        "```",
+        *usage(module.head.name),
     ]
     return "\n".join(lines) + "\n"
+
+
+def usage(head: str) -> list[str]:
+    """The model card's "Use" lines: transformers' pipeline reads a token head's export; every head's, lit_ner."""
+    lines = ["```python", "from lit_ner.predictor import NerPredictor",
+             'ner = NerPredictor.from_pretrained("<this folder>")', 'ner("Alan Walker wrote it in 1940.")', "```"]  # fmt: skip
+    if head == "token":
+        lines += ["", "or with transformers alone:", "", "```python", "from transformers import pipeline",
+                  'ner = pipeline("token-classification", model="<this folder>", aggregation_strategy="simple")', "```"]  # fmt: skip
+    else:
+        lines += ["", f"A {head} head: `transformers.pipeline` cannot read its decoding; use lit_ner."]
+    return lines
 
 
 def export_model(
@@ -98,11 +108,17 @@ def export_model(
     command: str | None = None,
     calibration: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the folder `transformers.pipeline` and `NerPredictor` load: label names, the reading training used
-    (`lit_ner_data`) and the calibration (`lit_ner_calibration`: the temperature) travel in config.json."""
-    # how sentences were read in training (rows, windows, context, pre-tokenizer) travels in config.json, where every
-    # later reading finds it (transformers keeps unknown config keys as attributes, and pipeline ignores them)
+    """Write the folder `NerPredictor` (and, for the token head, `transformers.pipeline`) loads: label names, the
+    reading training used (`lit_ner_data`), the head (`lit_ner_head`) and the calibration (`lit_ner_calibration`:
+    the temperature) travel in config.json."""
+    # how sentences were read in training (rows, windows, context, pre-tokenizer) and which head reads the encoder
+    # travel in config.json, where every later reading finds them (transformers keeps unknown config keys as
+    # attributes, and pipeline ignores them); the token head records none, so its export is transformers' own
     module.model.config.lit_ner_data = Reading.of(data).record()
+    if module.head.name != "token":
+        module.model.config.lit_ner_head = module.head.record()
+    labels = {"id2label": dict(enumerate(module.labels)), "label2id": {label: i for i, label in enumerate(module.labels)}}
+    module.model.config.update(labels)  # a span head's encoder has no classifier, but its export names the labels
     if calibration:  # the temperature fitted on validation (lit_ner.inference.Calibration)
         module.model.config.lit_ner_calibration = dict(calibration)
     # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
@@ -113,6 +129,7 @@ def export_model(
         try:
             shutil.rmtree(partial, ignore_errors=True)
             module.model.save_pretrained(partial, safe_serialization=True)
+            module.head.save(partial)
             tokenizer.save_pretrained(partial)
             card = model_card(module, data, scores, meta, name or folder.parent.name, command)
             (partial / "README.md").write_text(card, encoding="utf-8")

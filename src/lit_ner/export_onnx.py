@@ -1,8 +1,7 @@
-"""`python -m lit_ner.export_onnx model=<export> [quantize=int8]`: the exported model as ONNX
-(`<export>/onnx/model.onnx`, dynamic batch and sequence axes, through torch.onnx.export) and, with `quantize=int8`, ONNX Runtime's dynamic int8
-quantization of it (`model_int8.onnx`). `OnnxTokenClassifier` runs either in ONNX Runtime where lit_ner.predict and
-lit_ner.evaluate run the torch model (`backend=onnx [quantize=int8]`). Needs the onnx extra:
-`pip install 'lit_ner[onnx]'`."""
+"""`python -m lit_ner.export_onnx model=<export> [quantize=int8]`: the exported model's head graph as ONNX
+(`<export>/onnx/model.onnx`, dynamic batch, sequence and span axes, through torch.onnx.export) and, with
+`quantize=int8`, ONNX Runtime's dynamic int8 quantization of it (`model_int8.onnx`). lit_ner.predict, evaluate and
+the service run either with `backend=onnx [quantize=int8]` (lit_ner.runners.OnnxRunner). Needs the onnx extra."""
 
 import json
 import re
@@ -11,37 +10,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from transformers import AutoTokenizer
 
+from lit_ner.data.encode import encode_rows
 from lit_ner.errors import ConfigError, key_values, reported
-from lit_ner.models import load_classifier
+from lit_ner.models import EXPORTED, inspect_model, open_model
+from lit_ner.runners import onnx_path
 
-FOLDER = "onnx"
-FILES = {None: "model.onnx", "int8": "model_int8.onnx"}
 USAGE = "usage: python -m lit_ner.export_onnx model=<export folder> [quantize=int8]"
 # int8 keeps in fp32 the matrix products whose input spans more than this many standard deviations on the calibration
 # sentences: ONNX Runtime quantizes each activation tensor with one 8-bit step of range/255, too coarse for the
 # outliers a BERT FFN output reads (MiniLM: 89, 85 and 68 in layers 0-2, every other input under 55; docs/benchmarks.md)
 OUTLIER_RATIO = 60
-
-
-class _Logits(torch.nn.Module):
-    """The token classifier as ONNX sees it: input ids and attention mask in, logits out."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def onnx_path(folder: Path, quantize: str | None = None) -> Path:
-    if quantize not in FILES:
-        raise ConfigError(f"quantize={quantize}: the one quantization is int8")
-    return Path(folder) / FOLDER / FILES[quantize]
+# the axes of the graph's inputs and outputs that vary from batch to batch
+AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+        "logits": {0: "batch", 1: "sequence"}, "span_starts": {0: "batch", 1: "spans"},
+        "span_ends": {0: "batch", 1: "spans"}, "span_widths": {0: "batch", 1: "spans"},
+        "span_logits": {0: "batch", 1: "spans"}}  # fmt: skip
 
 
 def export_onnx(folder: Path, quantize: str | None = None) -> Path:
@@ -55,21 +40,21 @@ def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     if not (folder / "model.safetensors").is_file():
         raise ConfigError(f"model={folder}: no model.safetensors there; give an exported folder (<run>/model)")
     # eager attention: the traced graph then holds no path chosen for the example's shapes (SDPA's mask shortcuts)
-    model = load_classifier(str(folder), attn_implementation="eager")
-    wrapper = _Logits(model).eval()  # eval: the exporter restores the wrapper's mode afterwards
-    example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))
+    opened = open_model(inspect_model(str(folder), EXPORTED), device="cpu", attn_implementation="eager")
+    graph, head = opened.graph.eval(), opened.head  # eval: the exporter restores the graph's mode afterwards
+    rows = encode_rows(opened.tokenizer, [["Alan", "Walker", "wrote", "it", "."], ["In", "1940", "."]], 32, 0)
+    example = head.batch_inputs([row for _, row in rows], opened.tokenizer.pad_token_id or 0)
     fp32 = onnx_path(folder, None)
     fp32.parent.mkdir(exist_ok=True)
     partial = fp32.with_name("partial-" + fp32.name)
-    axes = {0: "batch", 1: "sequence"}
     torch.onnx.export(
-        wrapper, example, str(partial), input_names=["input_ids", "attention_mask"], output_names=["logits"],
-        dynamic_axes={name: axes for name in ("input_ids", "attention_mask", "logits")},
+        graph, tuple(example[name] for name in head.inputs), str(partial), input_names=list(head.inputs),
+        output_names=list(head.outputs), dynamic_axes={name: AXES[name] for name in (*head.inputs, *head.outputs)},
         opset_version=17, dynamo=False,
     )  # fmt: skip
     partial.replace(fp32)
     if quantize == "int8":
-        ratios = input_spreads(model, AutoTokenizer.from_pretrained(folder))
+        ratios = input_spreads(graph.model, opened.tokenizer)
         kept = sorted(name for name, ratio in ratios.items() if ratio > OUTLIER_RATIO)
         missing = set(kept) - {node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node}
         if missing:  # the exporter named the nodes otherwise: say so rather than quantize what should stay fp32
@@ -87,7 +72,7 @@ def export_onnx(folder: Path, quantize: str | None = None) -> Path:
 
 def onnx_node(module_name: str) -> str:
     """The name torch.onnx.export gives a Linear's MatMul: `model.bert.encoder.layer.0.output.dense` (a submodule of
-    `_Logits`) becomes `/model/bert/encoder/layer.0/output/dense/MatMul`."""
+    the head's graph) becomes `/model/bert/encoder/layer.0/output/dense/MatMul`."""
     return "/" + re.sub(r"/(\d+)(?=/|$)", r".\1", f"model.{module_name}".replace(".", "/")) + "/MatMul"
 
 
@@ -117,32 +102,6 @@ def input_spreads(model: torch.nn.Module, tokenizer: Any, sentences: int = 256) 
         for hook in hooks:
             hook.remove()
     return {name: round(sum(values) / len(values), 2) for name, values in spreads.items()}
-
-
-class OnnxTokenClassifier:
-    """An ONNX Runtime session as lit_ner's runner (`lit_ner.inference`): logits of (input_ids, attention_mask)
-    (token_type_ids are all zeros for one sequence, the model's default, and are left out)."""
-
-    def __init__(self, folder: Path, quantize: str | None = None) -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ConfigError("backend=onnx needs onnxruntime: pip install 'lit_ner[onnx]'") from None
-        path = onnx_path(Path(folder).expanduser(), quantize)
-        if not path.is_file():
-            flag = f" quantize={quantize}" if quantize else ""
-            raise ConfigError(
-                f"backend=onnx: no {path.name} in {path.parent}. Write it once with: "
-                f"python -m lit_ner.export_onnx model={folder}{flag}"
-            )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
-        feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
-                 "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}  # fmt: skip
-        return self.session.run(["logits"], feeds)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

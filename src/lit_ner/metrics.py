@@ -115,13 +115,18 @@ class EntityMetric(Metric):
         for name in ("tp", "predicted", "gold"):
             self.add_state(name, torch.zeros(n_types, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, preds: Tensor, target: Tensor, continues: Tensor | None = None) -> None:
+    def update(self, preds: Tensor, target: Tensor, continues: Tensor | None = None, entities: bool = False) -> None:
         """Count entities in a batch of label ids (batch, seq_len); positions where target is IGNORE are skipped.
 
         The remaining positions of a row are the words of one sentence, unless `continues` (batch,) is
         True for the row: then it goes on with the sentence of the row before it (a window of a long
         sentence). A sentence cannot continue across calls: the first row of each call starts one.
+
+        With `entities`, `preds` and `target` are the entities themselves, rows of (sentence, start word, end word,
+        type id), the type ids indexing `entity_types`: what a head that decodes spans itself gives, nested or not.
         """
+        if entities:
+            return self._update_entities(preds, target)
         if preds.shape != target.shape:
             raise ValueError(f"preds and target differ in shape: {tuple(preds.shape)} and {tuple(target.shape)}")
         # Flat indices of the kept positions, in reading order: a 1-D nonzero and index_select are
@@ -143,9 +148,23 @@ class EntityMetric(Metric):
             # One int64 per entity: (start, end, type) in mixed radix, so matching is a set lookup.
             return (starts * n_words + ends) * n_types + types, types
 
-        pred_keys, pred_types = entity_keys(preds.flatten().index_select(0, kept))
-        gold_keys, gold_types = entity_keys(target.flatten().index_select(0, kept))
-        hit = torch.isin(pred_keys, gold_keys, assume_unique=True)  # no two entities share a start
+        # no two entities of one decoding share a start, so the keys of each side are unique
+        self._count(*entity_keys(preds.flatten().index_select(0, kept)), *entity_keys(target.flatten().index_select(0, kept)))
+
+    def _update_entities(self, predicted: Tensor, gold: Tensor) -> None:
+        """Count entities given as rows (sentence, start word, end word, type id); a row counts once."""
+        predicted, gold = (torch.unique(x.reshape(-1, 4).long(), dim=0) for x in (predicted, gold))
+        scale = int(torch.cat([predicted[:, :3].flatten(), gold[:, :3].flatten(), predicted.new_zeros(1)]).max()) + 1
+        n_types = len(self.entity_types)
+
+        def keys(rows: Tensor) -> tuple[Tensor, Tensor]:  # one int64 per entity, in mixed radix
+            return ((rows[:, 0] * scale + rows[:, 1]) * scale + rows[:, 2]) * n_types + rows[:, 3], rows[:, 3]
+
+        self._count(*keys(predicted.to(self.tp.device)), *keys(gold.to(self.tp.device)))
+
+    def _count(self, pred_keys: Tensor, pred_types: Tensor, gold_keys: Tensor, gold_types: Tensor) -> None:
+        n_types = len(self.entity_types)
+        hit = torch.isin(pred_keys, gold_keys, assume_unique=True)
         self.tp += torch.bincount(pred_types[hit], minlength=n_types)
         self.predicted += torch.bincount(pred_types, minlength=n_types)
         self.gold += torch.bincount(gold_types, minlength=n_types)

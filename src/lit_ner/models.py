@@ -1,68 +1,88 @@
-"""Loading a model, one owner: "is this a local folder or a Hub name?" with one set of messages, one weights policy
-(safetensors only for a trained token classifier), what a name holds (an export, a Lightning checkpoint, a plain
-encoder), and the reading and calibration an export records. transformers only (a checkpoint loads Lightning when
-asked): predict stays free of the training stack."""
+"""Opening a model, one owner. `inspect_model` says what a name holds without reading its weights (an export, a
+Lightning checkpoint or a plain encoder; a local folder or a Hub name): its labels, tokenizer, recorded reading,
+head and calibration. `open_model` opens it for a backend and device: that, plus the runner and the head every
+reader decodes with. Weights load from safetensors only. transformers only (a checkpoint loads Lightning when
+asked): predict and the service stay free of the training stack."""
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForTokenClassification, PretrainedConfig, PreTrainedModel
+import torch
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from lit_ner.data.encode import load_tokenizer, position_limit
+from lit_ner.data.reading import Reading, check_max_length, default_max_length
 from lit_ner.errors import ConfigError
+from lit_ner.heads import Head, build_head
+from lit_ner.inference import Calibration
+from lit_ner.locations import local_or_hub
+from lit_ner.runners import RUNNERS, Runner, check_backend
 
-# what every "no such folder" message ends with, unless the command knows better what to give
-WHAT_TO_GIVE = (
-    "Give a folder holding config.json and tokenizer files (an export: <run>/model), or a Hub name when the Hub "
-    "is reachable (model=minilm is the encoder that ships with lit_ner)."
-)
-
-
-def local_or_hub(name_or_path: str, key: str, what_to_give: str = WHAT_TO_GIVE) -> str:
-    """`name_or_path` as transformers should read it: an existing folder as its expanded path (transformers reads
-    "~/..." as a Hub name), anything else unchanged, as a Hub name.
-
-    Stops with `key=value` and `what_to_give` for a file, a folder without config.json, and a path that does not
-    exist but cannot be a Hub name either: absolute, starting with . or ~, or with more than one / (a Hub name is
-    owner/model at most), so a mistyped relative path says "no such folder", not the Hub's rules for names.
-    """
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{key}={name_or_path}: the folder has no config.json. {what_to_give}")
-        return str(path)
-    if path.exists():
-        raise ConfigError(f"{key}={name_or_path}: not a folder. {what_to_give}")
-    if path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1:
-        raise ConfigError(f"{key}={name_or_path}: no such folder. {what_to_give}")
-    return name_or_path
-
-
-# the data settings that decide how sentences become model rows (lit_ner.inference.Reading's fields)
-READING_KEYS = ("max_length", "window_context", "context", "context_tokens", "label_all_tokens", "pretokenizer")
 EXPORTED = "Give the folder lit_ner.train exported: <run_dir>/model (config.json, model.safetensors, tokenizer files)."
+ANY_MODEL = "Give an exported model (<run>/model), a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
 
 
-def load_classifier(
-    name_or_path: str, key: str = "model", what_to_give: str = EXPORTED, **options: Any
-) -> PreTrainedModel:
-    """A trained token classifier from a folder or the Hub. Weights from safetensors only, for every command: a
-    pickled checkpoint could run code when it loads. `options` go to from_pretrained (e.g. attn_implementation)."""
-    source = local_or_hub(name_or_path, key, what_to_give)
-    try:
-        return AutoModelForTokenClassification.from_pretrained(source, use_safetensors=True, **options)
-    except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ConfigError(f"{key}={name_or_path}: cannot load a model from it ({reason}). {what_to_give}") from None
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model name holds, read without its weights. `kind`: export (a trained folder or Hub model), checkpoint
+    (a lit_ner .ckpt) or encoder (no trained head: its labels come from the data); `source`: where it is read;
+    `reading`: the reading keys its training recorded; `head`: its head's record (None: the token head)."""
+
+    name: str
+    kind: str
+    source: str
+    tokenizer: str
+    config: PretrainedConfig
+    labels: list[str] | None
+    reading: Mapping[str, Any]
+    head: Mapping[str, Any] | None
+    calibration: Calibration
+
+    @property
+    def limit(self) -> int | None:
+        """The longest row, in sub-tokens, it reads."""
+        return position_limit(self.config)
 
 
-def load_for_evaluation(name_or_path: str) -> tuple[PreTrainedModel | None, list[str] | None, str, dict[str, Any]]:
-    """(model, its labels, its tokenizer, the data settings it was trained with) of an exported folder, a Lightning
-    checkpoint or a Hub model with a token-classification head; (None, None, name_or_path, {}) for a plain encoder
-    (its head needs the data's labels: the zero-shot baseline)."""
-    what_to_give = "Give an exported model (<run>/model), a checkpoint (<run>/checkpoints/best.ckpt) or an encoder."
-    if Path(name_or_path).expanduser().suffix == ".ckpt":
-        return _checkpoint(Path(name_or_path).expanduser())
+@dataclass
+class OpenedModel:
+    """A model ready to read: the runner of its head's graph on a backend, its tokenizer, its head (labels and
+    decoding), the reading its training recorded (the defaults for the rest, max_length within its positions) and
+    its calibration. `graph`: the torch module the runner runs (None on ONNX Runtime)."""
+
+    info: ModelInfo
+    runner: Runner
+    tokenizer: PreTrainedTokenizerBase
+    head: Head
+    reading: Reading
+    calibration: Calibration
+    graph: torch.nn.Module | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return self.head.labels
+
+    def read_as(self, settings: Mapping[str, Any], key: str = "max_length") -> Reading:
+        """The recorded reading with `settings` (reading keys, None: not given) in place of its own; a max_length
+        the model cannot read stops here, naming `key`."""
+        reading = Reading.of(self.reading.record() | Reading.given(settings))
+        check_max_length(reading.max_length, self.info.limit, self.tokenizer.num_special_tokens_to_add(), key)
+        return reading
+
+
+def labels_of(config: PretrainedConfig) -> list[str]:
+    return [config.id2label[i] for i in range(len(config.id2label))]
+
+
+def inspect_model(name_or_path: str, what_to_give: str = ANY_MODEL) -> ModelInfo:
+    """What `name_or_path` holds: a lit_ner export (or any Hub token classifier), a lit_ner checkpoint (.ckpt), or
+    a plain encoder."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".ckpt":
+        return _checkpoint_info(name_or_path, path)
     source = local_or_hub(name_or_path, "model", what_to_give)
     try:
         config = AutoConfig.from_pretrained(source)
@@ -71,42 +91,99 @@ def load_for_evaluation(name_or_path: str) -> tuple[PreTrainedModel | None, list
             f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
             "local folder; model=minilm is the encoder that ships with lit_ner."
         ) from None
-    if not any(a.endswith("ForTokenClassification") for a in config.architectures or []):
-        return None, None, source, {}
-    model = load_classifier(source, what_to_give=what_to_give)
-    return model, labels_of(config), source, recorded_reading(config)
+    head = getattr(config, "lit_ner_head", None)
+    trained = head is not None or any(a.endswith("ForTokenClassification") for a in config.architectures or [])
+    return ModelInfo(
+        name_or_path, "export" if trained else "encoder", source, source, config,
+        labels_of(config) if trained else None, Reading.given(getattr(config, "lit_ner_data", None)) if trained else {},
+        head, Calibration.of(config),
+    )  # fmt: skip
 
 
-def _checkpoint(path: Path) -> tuple[PreTrainedModel, list[str], str, dict[str, Any]]:
-    import transformers
-
+def _checkpoint_info(name: str, path: Path) -> ModelInfo:
     from lit_ner.checkpointing import read_checkpoint
-    from lit_ner.module import NerModule
 
     if not path.is_file():
-        raise ConfigError(f"model={path}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
+        raise ConfigError(f"model={name}: no checkpoint there (a run keeps them in <run>/checkpoints/)")
     saved = read_checkpoint(path)  # a cut-short, damaged or foreign file stops with what is wrong, not a traceback
-    data = saved.get("datamodule_hyper_parameters") or {}
+    hp = saved["hyper_parameters"]
+    encoder = local_or_hub(str(hp["model_name_or_path"]), "model")
+    # the tokenizer is the encoder's; the reading, the DataModule's settings the checkpoint was trained with
+    reading = Reading.given(saved.get("datamodule_hyper_parameters"))
+    return ModelInfo(name, "checkpoint", str(path), encoder, AutoConfig.from_pretrained(encoder), list(hp["labels"]),
+                     reading, hp.get("head"), Calibration())  # fmt: skip
+
+
+def open_model(
+    model: str | ModelInfo,
+    backend: str = "torch",
+    quantize: str | None = None,
+    device: str | None = None,
+    compile: bool = False,
+    labels: Sequence[str] | None = None,
+    **options: Any,
+) -> OpenedModel:
+    """Open a model for reading. `backend`: torch (`compile`: torch.compile; `device`: cuda where there is one
+    unless given) or onnx (the export's ONNX model, `quantize=int8` its int8 one; lit_ner.export_onnx writes them);
+    `labels`: a plain encoder's (a new random head: the untrained baseline); `options`: to from_pretrained (e.g.
+    attn_implementation)."""
+    info = model if isinstance(model, ModelInfo) else inspect_model(model)
+    check_backend(backend, quantize, compile)
+    if backend != "torch" and info.kind != "export":
+        raise ConfigError(
+            f"backend={backend}: ONNX Runtime reads an exported folder's ONNX model (python -m lit_ner.export_onnx "
+            f"model=<run>/model), and model={info.name} is a {info.kind}"
+        )
+    if info.kind == "encoder" and labels is None:
+        raise ConfigError(f"model={info.name} is an encoder without a trained head: {ANY_MODEL}")
+    device = device or ("cuda" if torch.cuda.is_available() and backend == "torch" else "cpu")
+    head, graph = _head_and_graph(info, backend, device, list(labels) if info.kind == "encoder" else None, options)
+    runner = RUNNERS[backend](lambda: graph, head.outputs, info.source, quantize, compile)
+    tokenizer = load_tokenizer(info.tokenizer)  # stops on missing tokenizer files rather than tagging every word [UNK]
+    reading = Reading.of({"max_length": default_max_length(info.limit)} | dict(info.reading))
+    return OpenedModel(info, runner, tokenizer, head, reading, info.calibration, graph)
+
+
+def _head_and_graph(
+    info: ModelInfo, backend: str, device: str, labels: list[str] | None, options: dict[str, Any]
+) -> tuple[Head, torch.nn.Module | None]:
+    """The head (with its weights) and, on torch, the graph of its model on `device`."""
+    if info.kind == "checkpoint":
+        module = _checkpoint_module(Path(info.source))
+        return module.head, module.head.graph(module.model).to(device)
+    if info.kind == "encoder":
+        head = build_head(None, labels)
+        return head, head.graph(head.load_backbone(info.source).to(device))
+    head = build_head(info.head, info.labels)
+    if backend != "torch":
+        return head, None  # the graph is the ONNX file's; decoding reads only the head's record
+    head.attach(info.config)
+    head.load(Path(info.source))
+    return head, head.graph(load_weights(info.source, head.backbone, **options)).to(device)
+
+
+def load_weights(name_or_path: str, auto_class: Any, key: str = "model", **options: Any) -> PreTrainedModel:
+    """A trained transformers model from a folder or the Hub. Weights from safetensors only, for every command: a
+    pickled checkpoint could run code when it loads. `options` go to from_pretrained (e.g. attn_implementation)."""
+    try:
+        return auto_class.from_pretrained(name_or_path, use_safetensors=True, **options)
+    except OSError as err:  # e.g. config.json without model.safetensors: a run or cache folder, not an export
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{key}={name_or_path}: cannot load a model from it ({reason}). {EXPORTED}") from None
+
+
+def _checkpoint_module(path: Path) -> Any:
+    """The NerModule of a lit_ner checkpoint, weights only (read_checkpoint has checked the file)."""
+    import transformers
+
+    from lit_ner.module import NerModule
+
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the encoder's "newly initialized head" report: the
     try:  # checkpoint's trained head replaces it at once, so it would only mislead
-        module = NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+        return NerModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     finally:
         transformers.logging.set_verbosity(verbosity)
-    # the tokenizer is the encoder's; the reading, the DataModule's settings the checkpoint was trained with
-    reading = {k: data[k] for k in READING_KEYS if data.get(k) is not None}
-    return module.model, module.labels, module.hparams.model_name_or_path, reading
-
-
-def labels_of(config: PretrainedConfig) -> list[str]:
-    return [config.id2label[i] for i in range(len(config.id2label))]
-
-
-def recorded_reading(config: Any) -> dict[str, Any]:
-    """The data settings an export records about its training's reading (config.json `lit_ner_data`; see
-    lit_ner.inference.Reading): only the keys it has."""
-    recorded = getattr(config, "lit_ner_data", None) or {}
-    return {k: recorded[k] for k in READING_KEYS if recorded.get(k) is not None}
 
 
 def model_name(name_or_path: str) -> str:

@@ -1,4 +1,5 @@
-"""NerModule: a Hugging Face token-classification model with entity-level metrics, freezing and AdamW groups."""
+"""NerModule: a Hugging Face encoder under a head (lit_ner.heads: token, crf, span), with entity-level metrics,
+freezing and AdamW groups."""
 
 import logging
 from contextlib import nullcontext
@@ -8,12 +9,11 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from torch import nn
-from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError, RunError
+from lit_ner.heads import build_head
 from lit_ner.metrics import EntityMetric
-from lit_ner.models import local_or_hub
 
 log = logging.getLogger(__name__)
 TRAINER_KEY = "lit_ner_trainer"  # a checkpoint's entry for the trainer settings it was trained with
@@ -69,42 +69,9 @@ def frozen_modules(
     return ([embeddings] if freeze_embeddings and embeddings is not None else []) + layers[:freeze_layers]
 
 
-def load_token_classifier(name_or_path: str, labels: list[str], label_mismatch: str = "error") -> PreTrainedModel:
-    """Load the encoder with a head for `labels`. A model that already has a token-classification head
-    for other labels stops with the difference shown, unless `label_mismatch` is "remap" (same labels in
-    another order: the head's rows are permuted) or "reinit" (a new head for the data's labels)."""
-    if label_mismatch not in ("error", "remap", "reinit"):
-        raise ConfigError(f"label_mismatch={label_mismatch!r}: use error, remap or reinit")
-    name_or_path = local_or_hub(name_or_path, "model.model_name_or_path")
-    config = AutoConfig.from_pretrained(name_or_path)
-    trained = [config.id2label[i] for i in range(len(config.id2label))] if config.id2label else []
-    has_head = any(a.endswith("ForTokenClassification") for a in config.architectures or [])
-    names = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
-    if not has_head or trained == labels:
-        return AutoModelForTokenClassification.from_pretrained(name_or_path, num_labels=len(labels), **names)
-    difference = f"the model has labels {trained}, the data has {labels}"
-    if label_mismatch == "reinit":
-        log.warning("%s: starting a new classification head (label_mismatch=reinit)", difference)
-        return AutoModelForTokenClassification.from_pretrained(
-            name_or_path, num_labels=len(labels), ignore_mismatched_sizes=True, **names
-        )
-    if label_mismatch == "remap" and sorted(trained) == sorted(labels):
-        model = AutoModelForTokenClassification.from_pretrained(name_or_path)
-        order = torch.tensor([trained.index(label) for label in labels])
-        head = model.classifier
-        head.weight.data = head.weight.data[order].clone()
-        head.bias.data = head.bias.data[order].clone()
-        model.config.update(names)
-        return model
-    raise ConfigError(
-        f"{difference} ({name_or_path}). Pass label_mismatch=remap when they are the same labels in another "
-        "order, or label_mismatch=reinit to train a new head for the data's labels."
-    )
-
-
 class NerModule(L.LightningModule):
-    """Token classification with entity-level scores. Takes plain values only, so
-    `NerModule.load_from_checkpoint(path)` works in a notebook without Hydra."""
+    """An encoder under a head, with entity-level scores. Takes plain values only (the head as a mapping of its
+    name and options, conf/head/), so `NerModule.load_from_checkpoint(path)` works in a notebook without Hydra."""
 
     def __init__(
         self,
@@ -123,13 +90,15 @@ class NerModule(L.LightningModule):
         label_mismatch: str = "error",
         compile: bool = False,
         score_in_float32: bool = True,
+        head: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels)
+        self.head = build_head(head, self.labels)  # none: the token head (checkpoints older than lit_ner 0.3)
         # from_pretrained returns the model in eval mode, and Lightning keeps a submodule's mode as found:
         # without this, dropout would be off for the whole training
-        self.model = load_token_classifier(model_name_or_path, self.labels, label_mismatch).train()
+        self.model = self.head.load_backbone(model_name_or_path, label_mismatch).train()
         if compile:  # compiles the forward in place: state_dict keys, checkpoints and exports stay the same
             self.model.compile(dynamic=True)
         for module in frozen_modules(self.model, freeze_embeddings, freeze_layers, train_last_layers, head_only):
@@ -142,21 +111,15 @@ class NerModule(L.LightningModule):
         self.best_validation: tuple[float, list] = (float("-inf"), [])
         self._recording: list | None = None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """What the head reads of a batch (padded, or packed: sentences sharing rows): its features."""
+        return self.head.features(self.model, batch)
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if "position_ids" in batch:  # sentences packed into shared rows (lit_ner.data.packing)
-            logits = self.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
-        else:
-            logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = self._loss(logits, batch.get("all_labels", batch["labels"]))
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.head.loss(self(batch), batch)
         if not torch.isfinite(loss):
             self.diverged(f"the training loss is {loss.item()}")
-        sentences = len(batch["sentence"]) if "sentence" in batch else len(logits)  # packed rows hold several
+        sentences = len(batch["sentence"]) if "sentence" in batch else len(batch["input_ids"])  # packed rows hold several
         self.log("train/loss", loss, prog_bar=True, batch_size=sentences)
         return loss
 
@@ -196,15 +159,14 @@ class NerModule(L.LightningModule):
         # exported model is read (lit_ner.inference), so the scores are those of what is shipped
         scoring = torch.autocast(self.device.type, enabled=False) if self.hparams.score_in_float32 else nullcontext()
         with scoring:
-            logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = self._loss(logits, batch["labels"])
-        # argmax on the device: only label ids (and then only counts) ever leave it, never full logits
-        preds = logits.argmax(-1)
+            features = self(batch)
+        loss = self.head.loss(features, batch)
         if stage == "val" and self._recording is not None:
-            self._recording.append((batch["input_ids"].cpu(), logits.detach().float().cpu().numpy()))
-        for metric in metrics:
-            metric.update(preds, batch["labels"], batch["continues"])
-        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(logits), sync_dist=True)
+            # what the head's inference graph gives for these inputs (lit_ner.runners.Replay)
+            inputs = {k: batch[k].cpu() for k in ("input_ids", "attention_mask")}
+            self._recording.append((inputs, {self.head.outputs[0]: features.detach().float().cpu().numpy()}))
+        self.head.validate(features, batch, metrics)
+        self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(batch["input_ids"]), sync_dist=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", [self.val_metric])
@@ -216,7 +178,8 @@ class NerModule(L.LightningModule):
         # float32 logits only: mixed-precision ones are not what the exported model gives when read in float32
         precision = str(self.trainer.precision)
         full = precision in ("32-true", "32") or (precision.endswith("-mixed") and self.hparams.score_in_float32)
-        self._recording = [] if full and not self.trainer.sanity_checking else None
+        replays = self.head.replays_validation and full and not self.trainer.sanity_checking
+        self._recording = [] if replays else None
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_metric.compute()
@@ -270,12 +233,13 @@ class NerModule(L.LightningModule):
                 depth_of[id(p)] = len(layers) - i
         no_decay_ids = {
             id(p)
-            for m in self.model.modules()
+            for m in (*self.model.modules(), *self.head.modules())
             if isinstance(m, nn.LayerNorm) or "norm" in type(m).__name__.lower()
             for p in m.parameters(recurse=False)
         }
         groups: dict[tuple[int, bool], dict[str, Any]] = {}
-        for name, p in self.model.named_parameters():
+        # the head's own parameters (a CRF's transitions, a span classifier) learn as the classifier does: depth 0
+        for name, p in (*self.model.named_parameters(), *self.head.named_parameters()):
             if not p.requires_grad:
                 continue
             depth = depth_of.get(id(p), 0)
@@ -295,7 +259,7 @@ class NerModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         groups = self.parameter_groups()
         counts = {g["name"]: sum(p.numel() for p in g["params"]) for g in groups}
-        total = sum(p.numel() for p in self.model.parameters())
+        total = sum(p.numel() for p in self.parameters())
         log.info("trainable parameters: %d of %d (%s)", sum(counts.values()), total, counts)
         # fused AdamW: one kernel for all parameters instead of a loop over them (CUDA, and CPU since torch 2.4);
         # not under fp16's GradScaler, which has to unscale the gradients before they are clipped

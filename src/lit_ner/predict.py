@@ -100,7 +100,7 @@ def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
     tasks = read_tasks(Path(args["input"]), args.get("text_field"))
     read = predictor.texts([task.text for task in tasks], progress=True)
     found = [entities for entities, _ in read]
-    confidences = [float(tags.scores.min()) if len(tags.scores) else None for _, tags in read]
+    confidences = [decoded.confidence for _, decoded in read]
     if args["format"] == "doccano":
         records = doccano_records(tasks, found)
         if args.get("sort"):

@@ -44,23 +44,31 @@ function typeClass(type) {
   return "t-" + (TYPES.indexOf(type) % 10);  // the palette's ten colours, in order of first sight
 }
 function markText(text, spans) {  // spans: {start, end (exclusive), type, kind?, score?}, character offsets
-  const out = document.createElement("span");
-  let at = 0;
-  for (const s of [...spans].sort((a, b) => a.start - b.start)) {
-    if (s.start < at) continue;  // an overlapping span would cut another mark in two
-    out.append(text.slice(at, s.start));
-    const mark = document.createElement("mark");
-    mark.textContent = text.slice(s.start, s.end);
-    mark.className = typeClass(s.type) + (s.kind ? " k-" + s.kind : "");
-    mark.dataset.type = s.type;
-    if (s.kind) mark.dataset.kind = s.kind;
-    if (s.score != null) mark.dataset.score = s.score.toFixed(3);
-    mark.title = [s.type, s.kind, s.score != null ? "score " + s.score.toFixed(3) : null].filter(Boolean).join(" · ");
-    out.append(mark);
-    at = s.end;
+  // an entity inside another is marked inside its mark; one that crosses a mark would cut it in two and is left out
+  const sorted = [...spans].sort((a, b) => a.start - b.start || b.end - a.end);
+  function marked(from, to, inner) {  // text[from:to] with `inner` (spans within it, in order) marked
+    const out = document.createElement("span");
+    let at = from;
+    for (let i = 0; i < inner.length; i++) {
+      const s = inner[i], children = [];
+      if (s.start < at) continue;
+      for (; i + 1 < inner.length && inner[i + 1].start < s.end; i++)
+        if (inner[i + 1].end <= s.end) children.push(inner[i + 1]);
+      out.append(text.slice(at, s.start));
+      const mark = document.createElement("mark");
+      mark.append(...marked(s.start, s.end, children).childNodes);
+      mark.className = typeClass(s.type) + (s.kind ? " k-" + s.kind : "");
+      mark.dataset.type = s.type;
+      if (s.kind) mark.dataset.kind = s.kind;
+      if (s.score != null) mark.dataset.score = s.score.toFixed(3);
+      mark.title = [s.type, s.kind, s.score != null ? "score " + s.score.toFixed(3) : null].filter(Boolean).join(" · ");
+      out.append(mark);
+      at = s.end;
+    }
+    out.append(text.slice(at, to));
+    return out;
   }
-  out.append(text.slice(at));
-  return out;
+  return marked(0, text.length, sorted);
 }
 function markWords(words, entities) {  // entities: {start, end} word indices (end exclusive), words joined by spaces
   const starts = [];

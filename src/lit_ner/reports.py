@@ -7,6 +7,9 @@ from matplotlib.figure import Figure
 
 NONE = "none"  # the confusion matrix's column of missed and row of spurious entities
 Row = tuple[str, float, float, float, int]  # type, precision, recall, f1, support
+# evaluate's score tables (lit_ner.scores.entity_scores), by their key in the report
+SCORES = {"default": "Default mode (conlleval): exact spans", "strict": "Strict mode",
+          "nested": "Entities inside another entity (recall: of the gold ones; precision: of the predicted ones)"}  # fmt: skip
 
 
 def entity_rows(scores: Mapping[str, float], prefix: str) -> list[Row]:
@@ -62,14 +65,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"than data.max_length read in overlapping windows. Entity-level scores from lit_ner's EntityMetric, "
         f"{report['checked']}.",
         "",
-        "## Default mode (conlleval)",
-        "",
-        markdown_table(rows(report["scores"]["default"])),
-        "",
-        "## Strict mode",
-        "",
-        markdown_table(rows(report["scores"]["strict"])),
-        "",
+        *(line for mode, table in report["scores"].items() for line in (f"## {SCORES[mode]}", "",
+                                                                        markdown_table(rows(table)), "")),
         "## Confusion of entity types (rows gold, columns predicted; none: missed or spurious)",
         "",
         "| gold \\ predicted | " + " | ".join(names) + " |",

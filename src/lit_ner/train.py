@@ -22,7 +22,8 @@ from lit_ner.checkpointing import resume_point, saved_step
 from lit_ner.errors import REPORTED, exit_with
 from lit_ner.calibration import validation_temperature
 from lit_ner.export import export_model
-from lit_ner.push import check_upload, upload_or_explain
+from lit_ner.heads import configure_head
+from lit_ner.hub import check_upload, upload_or_explain
 from lit_ner.reports import entity_rows, markdown_table
 from lit_ner.sweeps import record_failed_run
 from lit_ner.trackers import build_loggers, record_export, remember_runs
@@ -60,7 +61,8 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
         datamodule.wait_for_cache()
     if resume is not None:
         resume.check_labels(datamodule.labels)
-    model = build(cfg.model, labels=datamodule.labels, _convert_="all")
+    head = configure_head(cfg.model.get("head"), datamodule.train_sentences)  # e.g. a span head's widest span, from the data
+    model = build(cfg.model, labels=datamodule.labels, head=head, _convert_="all")
     datamodule.check_packing(model.model)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume.checkpoint) if resume else None)
@@ -107,7 +109,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
         # scores that mean what they say: the temperature that fits the validation entities, applied by every reader
         # (on the device training used: Lightning's teardown has moved the model to the CPU)
         device = trainer.strategy.root_device
-        temperature = validation_temperature(model.model.to(device), datamodule, replayable(result, model))
+        temperature = validation_temperature(model.model.to(device), model.head.to(device), datamodule,
+                                             replayable(result, model))  # fmt: skip
         calibration = {"temperature": temperature}
         folder = export_model(
             model, datamodule.tokenizer, run_dir / "model", data_cfg, scores, datamodule.meta, name, command_line(),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from lit_ner.data.schemes import longest_first, outermost_tags
 from lit_ner.data.words import pretokenizer
 from lit_ner.errors import ConfigError, DataError
 
@@ -16,7 +17,9 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("label-studio", "label-studio-min", "doccano")
 SPAN_POLICIES = ("snap", "refuse")  # a span that cuts a word: extend it to whole words, or stop
-OVERLAP_POLICIES = ("refuse", "longest", "first")  # spans sharing a word: stop, or keep the longest / first one
+# spans sharing a word: stop, keep the longest / first one, or keep them all (nested entities, for the span head;
+# the tags then hold the outermost)
+OVERLAP_POLICIES = ("refuse", "longest", "first", "keep")
 # what Label Studio's JSON-MIN export adds to a task's data fields (label_studio_converter's convert_to_json_min)
 _MIN_META = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"}
 _EXAMPLES = 3  # examples of each reported problem in the log
@@ -93,7 +96,9 @@ def _kind(record: dict[str, Any], tokens_field: str) -> str | None:
 
 
 def _is_regions(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "start" in v for v in value)
+    """Label Studio's regions (each with its `labels`), not word-offset entities (lit_ner's or GENIA's spans)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and {"start", "labels"} <= v.keys()
+                                                           for v in value)  # fmt: skip
 
 
 # ---- Records to words and tags
@@ -102,11 +107,12 @@ def _is_regions(value: Any) -> bool:
 def read_records(
     records: Sequence[tuple[str, Any]], kind: str, opts: SpanOptions, source: str
 ) -> tuple[list[list[str]], list[list[str]]]:
-    """The words and IOB2 tags of a file's records in format `kind`; tasks without an annotation are skipped and
+    """The words and IOB2 tags of a file's records in format `kind`, and with data.overlap_policy=keep each
+    sentence's entities as (type, first word, end word) (else None); tasks without an annotation are skipped and
     counted. `records` are (file:line, record) pairs; `source` names the file in the summary log."""
     report = SpanReport()
     parse = {"label-studio": _label_studio, "label-studio-min": _label_studio_min, "doccano": _doccano}[kind]
-    sentences, tags = [], []
+    sentences, tags, entities = [], [], []
     for n, (where, record) in enumerate(_newest_min_rows(records) if kind == "label-studio-min" else records):
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a {kind} task object, got {type(record).__name__}")
@@ -118,9 +124,11 @@ def read_records(
         text, spans, tokens = parsed
         words = _words(text, tokens, report, opts.pretokenizer)
         sentences.append([word for word, _, _ in words])
-        tags.append(tag_words(text, words, spans, where, opts, report))
+        kept = word_spans(text, words, spans, where, opts, report)
+        tags.append(outermost_tags(len(words), longest_first(kept)))
+        entities.append(kept)
     _log_summary(source, report)
-    return sentences, tags
+    return sentences, tags, entities if opts.overlap_policy == "keep" else None
 
 
 def task_name(record: Mapping[str, Any], index: int) -> str:
@@ -290,9 +298,22 @@ def tag_words(
     opts: SpanOptions = SpanOptions(),
     report: SpanReport | None = None,
 ) -> list[str]:
-    """The IOB2 tags of `words` (word, start, end) for character `spans`, trimmed of whitespace; a span that cuts a
-    word is snapped outward or refused, and spans that share a word are refused or resolved (`opts`); what was
-    snapped or dropped is noted in `report`."""
+    """The IOB2 tags of `words` (word, start, end) for character `spans` (`word_spans`; with overlap_policy=keep, the
+    tags of the outermost)."""
+    return outermost_tags(len(words), longest_first(word_spans(text, words, spans, where, opts, report)))
+
+
+def word_spans(
+    text: str,
+    words: Sequence[tuple[str, int, int]],
+    spans: Sequence[Span],
+    where: str,
+    opts: SpanOptions = SpanOptions(),
+    report: SpanReport | None = None,
+) -> list[tuple[str, int, int]]:
+    """The (type, first word, end word) entities of `words` (word, start, end) for character `spans`, trimmed of
+    whitespace; a span that cuts a word is snapped outward or refused, and spans that share a word are refused,
+    resolved or all kept (`opts`); what was snapped or dropped is noted in `report`."""
     report = SpanReport() if report is None else report
     # a word's extent without the whitespace some corpora keep inside tokens ("MH17 ")
     cores = [(s + len(w) - len(w.lstrip()), e - len(w) + len(w.rstrip())) for w, s, e in words]
@@ -319,10 +340,7 @@ def tag_words(
         if key in chosen:
             report.note("duplicates")
         chosen.setdefault(key, span)
-    tags = ["O"] * len(words)
-    for first, stop, label in _without_overlaps(chosen, text, where, opts.overlap_policy, report):
-        tags[first:stop] = [f"B-{label}"] + [f"I-{label}"] * (stop - first - 1)
-    return tags
+    return [(label, first, stop) for first, stop, label in _without_overlaps(chosen, text, where, opts.overlap_policy, report)]
 
 
 def _holds(start: int, end: int, word_start: int, word_end: int) -> bool:
@@ -336,8 +354,10 @@ def _holds(start: int, end: int, word_start: int, word_end: int) -> bool:
 def _without_overlaps(
     chosen: dict[tuple[int, int, str], Span], text: str, where: str, policy: str, report: SpanReport
 ) -> list[tuple[int, int, str]]:
-    """The (first word, stop, label) ranges to tag; spans sharing a word are refused, or the longest (or first) one
-    is kept."""
+    """The (first word, stop, label) ranges to tag; spans sharing a word are refused, kept all, or the longest (or
+    first) one is kept."""
+    if policy == "keep":
+        return sorted(chosen)
     if policy == "first":  # the span that starts first in the text; the longer of two that start together
         order = sorted(chosen, key=lambda k: (chosen[k].start, chosen[k].start - chosen[k].end))
     else:  # the most words; the first of two as long
@@ -352,7 +372,8 @@ def _without_overlaps(
         problem = (f"{where}: overlapping spans [{a.start}:{a.end}] {text[a.start:a.end]!r} ({a.label}) and "
                    f"[{b.start}:{b.end}] {text[b.start:b.end]!r} ({b.label})")  # fmt: skip
         if policy == "refuse":
-            raise DataError(f"{problem}; fix one, or set data.overlap_policy=longest|first to keep one of them")
+            raise DataError(f"{problem}; fix one, or set data.overlap_policy=longest|first to keep one of them (keep: "
+                            "both, as nested entities for head=span)")  # fmt: skip
         report.note("overlaps", problem)
     return kept
 

@@ -11,6 +11,20 @@ import torch
 from torch.utils.data import Sampler
 
 
+def padded(rows: Sequence[Sequence[int]], value: int, width: int | None = None) -> torch.Tensor:
+    """Rows of ids as one (rows, width) tensor, each right-padded with `value` (width: the longest row's unless given),
+    as every batch lit_ner reads is laid out: training's, evaluation's and every reader's of a trained model."""
+    out = torch.full((len(rows), max(map(len, rows), default=0) if width is None else width), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+def attention_mask(rows: Sequence[Sequence[int]], width: int | None = None) -> torch.Tensor:
+    """1 on each row's own tokens, 0 on its padding."""
+    return padded([[1] * len(row) for row in rows], 0, width)
+
+
 def pack(order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int | None) -> list[list[int]]:
     """Cut `order` into consecutive batches of at most `batch_size` rows and, with `max_tokens`, at most that
     many tokens after padding (rows x longest row), so one batch of long sentences cannot run out of memory."""

@@ -16,13 +16,15 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from datasets.table import ConcatenationTable, MemoryMappedTable
 
 import lit_ner
+from lit_ner.data.reading import Reading
 from lit_ner.errors import DataError, space_for
 
 log = logging.getLogger(__name__)
-LAYOUT = 2  # how a cache folder is laid out: 2 = Arrow files listed in meta.json (1 was save_to_disk's)
+# how a cache folder is laid out: 3 = Arrow files listed in meta.json, encoded rows with their gold spans (2 had no
+# spans, 1 was save_to_disk's)
+LAYOUT = 3
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
-ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", "max_length", "window_context",
-                 "context", "context_tokens", "label_all_tokens", "pretokenizer")  # fmt: skip
+ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", *Reading.keys())
 
 
 def folder_for(hparams: Mapping[str, Any], source_keys: Sequence[str], files: Sequence[Path] = ()) -> Path:

@@ -19,18 +19,19 @@ from torch.utils.data import DataLoader
 from transformers import AutoConfig
 
 from lit_ner.data.align import IGNORE, neighbour_words
-from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler
+from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler, attention_mask, padded
 from lit_ner.data.books import make_book_corpus
 from lit_ner.data import cache
 from lit_ner.data.packing import pack_batch, packs_exactly
+from lit_ner.data.reading import Reading, check_max_length
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
+from lit_ner.data.formats import gold_entities
 from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, scheme_of, split_tag,
 )
 from lit_ner.errors import ConfigError, DataError
-from lit_ner.inference import Reading
-from lit_ner.models import local_or_hub
+from lit_ner.locations import local_or_hub
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,26 @@ def prepare_tags(
             tags[name] = {tag for pair in transition_counts(split) for tag in pair}
         converted[name] = split
     fixed = labels
-    labels = build_labels([sorted(set().union(*tags.values()))], fixed=fixed, scheme=train_scheme)
+    # a nested source's types, some of which may only ever sit inside another entity (no tag holds them)
+    inner = {f"B-{t}" for split in raw.values() for t in entity_types_of(split)}
+    labels = build_labels([sorted(set().union(*tags.values(), inner))], fixed=fixed, scheme=train_scheme)
     for name, split in converted.items():  # a tag outside a fixed list stops with where it occurs
         if fixed is not None and tags[name] - set(labels):
             check_labels(tag_sequences(split), labels, where=f"{where} split '{name}'")
+    if inner - set(labels):
+        raise DataError(
+            f"{where}: entities of types {sorted(t[2:] for t in inner - set(labels))} are not in data.labels "
+            f"{labels}. Add their B- and I- labels, or set data.labels to null to derive the list from the data."
+        )
     return converted, labels, report
+
+
+def entity_types_of(split: Dataset) -> set[str]:
+    """The types of a nested source's `entities` column (none for a flat one), read in Arrow."""
+    if "entities" not in split.column_names:
+        return set()
+    entities = pc.list_flatten(split.data.column("entities"))
+    return set(pc.unique(pc.struct_field(entities, "type")).to_pylist())
 
 
 def tag_sequences(split: Dataset, block: int = 10_000) -> Iterator[list[str]]:
@@ -159,6 +175,16 @@ def first_transitions(split: Dataset, pairs: set[tuple[str, str]], limit: int = 
 def row_lengths(split: Dataset) -> list[int]:
     """Each encoded row's tokens, from the Arrow column (memory-mapped: no row is read into Python)."""
     return pc.list_value_length(split.data.column("input_ids")).to_numpy().tolist()
+
+
+def sentences_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the heads read of a batch's rows besides tokens and labels (lit_ner.heads.base.segments): whether each
+    continues a sentence (a later window), how many words it scores, and its gold spans (a list a row)."""
+    return {
+        "continues": torch.tensor([r["window"] > 0 for r in rows]),
+        "words": torch.tensor([sum(label != IGNORE for label in r["labels"]) for r in rows]),
+        "spans": [r["spans"] for r in rows],
+    }
 
 
 def processes_for(rows: int) -> int | None:
@@ -288,7 +314,7 @@ class NerDataModule(L.LightningDataModule):
         words = self.words_from_source(scratch)
         meta = self._meta
         tokenizer = load_tokenizer(self.hparams.tokenizer_name_or_path)
-        self._check_max_length()
+        self._check_max_length(tokenizer)
         label2id = {label: i for i, label in enumerate(meta["labels"])}
         read = {name: self._with_context(split) for name, split in words.items()}
         encoded = DatasetDict(
@@ -350,15 +376,10 @@ class NerDataModule(L.LightningDataModule):
         """In the processes that do not prepare the data: wait until the process that does has cached it."""
         cache.wait_for(self.cache_path, timeout, poll)
 
-    def _check_max_length(self) -> None:
-        name = self.hparams.tokenizer_name_or_path
-        limit = position_limit(AutoConfig.from_pretrained(local_or_hub(name, "model.model_name_or_path")))
-        if limit and self.hparams.max_length > limit:
-            raise ConfigError(
-                f"data.max_length={self.hparams.max_length} is above the {limit} positions of '{name}'. Set "
-                f"data.max_length={limit} or lower: longer sentences are split into overlapping windows, never "
-                "truncated."
-            )
+    def _check_max_length(self, tokenizer: Any) -> None:
+        config = AutoConfig.from_pretrained(local_or_hub(self.hparams.tokenizer_name_or_path, "model.model_name_or_path"))
+        check_max_length(self.hparams.max_length, position_limit(config), tokenizer.num_special_tokens_to_add(),
+                         "data.max_length")  # fmt: skip
 
     # ---- setup ---------------------------------------------------------------------------------------------
     @property
@@ -383,6 +404,11 @@ class NerDataModule(L.LightningDataModule):
     def cached_words(self) -> DatasetDict:
         """The words and tags `prepare_data` cached beside the encoded rows (what the model is scored against)."""
         return cache.read(self.cache_path, "words")
+
+    def train_sentences(self) -> list[tuple[list[str], list[tuple[str, int, int]]]]:
+        """The training split's (words, gold entities) (what a head may configure itself from)."""
+        train = self.cached_words()["train"]
+        return list(zip(train["tokens"], gold_entities(train)))
 
     # ---- loaders -------------------------------------------------------------------------------------------
     def _distribution(self) -> tuple[int, int]:
@@ -461,31 +487,24 @@ class NerDataModule(L.LightningDataModule):
     def _pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
-    def collate_packed(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate_packed(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """A training batch with its sentences packed into shared rows (data.pack; lit_ner.data.packing)."""
-        return pack_batch(rows, self._pad_id(), ["labels", "all_labels"] if self.hparams.label_all_tokens else ["labels"])
+        keys = ["labels", "all_labels"] if self.hparams.label_all_tokens else ["labels"]
+        return pack_batch(rows, self._pad_id(), keys) | sentences_of(rows)
 
-    def collate(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Pad to the longest row of the batch (or the next multiple of `pad_to_multiple_of`, for tensor cores)."""
         longest = max(len(r["input_ids"]) for r in rows)
         multiple = self.hparams.pad_to_multiple_of
         if multiple:
             longest = -(-longest // multiple) * multiple
-        pad_id = self._pad_id()
+        ids = [r["input_ids"] for r in rows]
         batch = {
-            "input_ids": torch.full((len(rows), longest), pad_id, dtype=torch.long),
-            "attention_mask": torch.zeros((len(rows), longest), dtype=torch.long),
-            "labels": torch.full((len(rows), longest), IGNORE, dtype=torch.long),
-            "continues": torch.tensor([r["window"] > 0 for r in rows]),
+            "input_ids": padded(ids, self._pad_id(), longest),
+            "attention_mask": attention_mask(ids, longest),
+            "labels": padded([r["labels"] for r in rows], IGNORE, longest),
             "sentence": torch.tensor([r["sentence"] for r in rows]),  # which sentence of the split each row reads
-        }
+        } | sentences_of(rows)
         if self.hparams.label_all_tokens:
-            batch["all_labels"] = torch.full((len(rows), longest), IGNORE, dtype=torch.long)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            batch["input_ids"][i, :n] = torch.tensor(row["input_ids"])
-            batch["attention_mask"][i, :n] = 1
-            batch["labels"][i, :n] = torch.tensor(row["labels"])
-            if self.hparams.label_all_tokens:
-                batch["all_labels"][i, :n] = torch.tensor(row["all_labels"])
+            batch["all_labels"] = padded([r["all_labels"] for r in rows], IGNORE, longest)
         return batch

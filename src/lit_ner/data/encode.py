@@ -6,8 +6,9 @@ from typing import Any, NamedTuple
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from lit_ner.data.align import Window, align_labels, fit_context, plan_windows
+from lit_ner.data.schemes import entity_spans
 from lit_ner.errors import ConfigError
-from lit_ner.models import WHAT_TO_GIVE, local_or_hub
+from lit_ner.locations import WHAT_TO_GIVE, local_or_hub
 
 # Byte-level BPE tokenizers glue a word to the one before it unless told that each
 # pre-split word starts after a space (what `add_prefix_space` does).
@@ -130,15 +131,22 @@ def encode_batch(
 
     Columns: input_ids; labels (the label on each scored word's first sub-token, IGNORE elsewhere: the
     metric's target); all_labels (the training target when `label_all_tokens`); sentence (row in the
-    source split); window (0 for a sentence's first row, so `window > 0` means "continues").
+    source split); window (0 for a sentence's first row, so `window > 0` means "continues"); spans (the gold
+    entities that lie within the row's scored words, as [first, end, id of the type's B- label] in those words:
+    what a span head learns; a nested source's column `entities` gives them, else the tags).
     With columns `left_context` / `right_context` (words of the neighbouring sentences, see `neighbour_words`), a
     sentence that fits is read between up to `context_tokens` sub-tokens of each, which are IGNORE like a window's.
     """
     b_to_i = {label2id[t]: label2id["I" + t[1:]] for t in label2id if t.startswith("B-") and "I" + t[1:] in label2id}
     context_words = (batch["left_context"], batch["right_context"]) if "left_context" in batch else None
     encoded = encode_rows(tokenizer, batch["tokens"], max_length, context, context_words, context_tokens)
-    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": []}
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": [],
+                                  "spans": []}  # fmt: skip
     tag_ids = [[label2id[t] for t in tags] for tags in batch["tags"]]
+    if "entities" in batch:
+        gold = [[(e["type"], e["start"], e["end"]) for e in sentence] for sentence in batch["entities"]]
+    else:
+        gold = [entity_spans(tags) for tags in batch["tags"]]
     previous = None
     for i, row in encoded:
         rows["input_ids"].append(row.input_ids)
@@ -148,6 +156,8 @@ def encode_batch(
             align_labels(row.word_ids, tag_ids[i], True, b_to_i, row.scored) if label_all_tokens else []
         )
         rows["sentence"].append(indices[i])
+        first, stop = row.scored.start, row.scored.stop
+        rows["spans"].append([[s - first, e - first, label2id[f"B-{t}"]] for t, s, e in gold[i] if first <= s and e <= stop])
         rows["window"].append(rows["window"][-1] + 1 if i == previous else 0)
         previous = i
     return rows

@@ -19,10 +19,16 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 from datasets.exceptions import DatasetGenerationError
 
 from lit_ner.data import annotation, textminr
+from lit_ner.data.schemes import entity_spans, longest_first, outermost_tags
 from lit_ner.errors import ConfigError, DataError
 
 FORMATS = ("auto", "conll", "json", "disk", "textminr", *annotation.FORMATS)
 FEATURES = Features({"tokens": List(Value("string")), "tags": List(Value("string")), "document": Value("int64")})
+# a source whose entities may nest or overlap keeps them all as word spans (end exclusive) beside the tags, which hold
+# its outermost entities (what a tagger can learn)
+NESTED_FEATURES = Features({**FEATURES, "entities": List({"start": Value("int32"), "end": Value("int32"),
+                                                          "type": Value("string")})})  # fmt: skip
+SPAN_FIELDS = ("entity_mentions", "entities")  # JSON lines of words with word-offset spans (GENIA's, lit_ner's)
 DOCSTART = "-DOCSTART-"  # CoNLL's document marker: a line in column files, a one-token row in some Hub exports
 _JSON_SUFFIXES = {".json", ".jsonl"}
 DATA_SUFFIXES = {".txt", ".conll", ".tsv", ".iob", ".bio", ".parquet"} | _JSON_SUFFIXES  # what a data file may end in
@@ -126,8 +132,14 @@ def read_split_files(paths: list[Path], opts: FormatOptions, scratch: Path | Non
         if file.suffix.lower() == ".parquet":
             parts.append(_read_parquet(file, opts))
         else:
-            tokens, tags, documents = _read_file(file, opts)
-            parts.append(Dataset.from_dict({"tokens": tokens, "tags": tags, "document": documents}, features=FEATURES))
+            tokens, tags, documents, entities = _read_file(file, opts)
+            columns = {"tokens": tokens, "tags": tags, "document": documents}
+            if entities is None:
+                parts.append(Dataset.from_dict(columns, features=FEATURES))
+            else:
+                parts.append(Dataset.from_dict(columns | {"entities": entities}, features=NESTED_FEATURES))
+    if any("entities" in part.column_names for part in parts):
+        parts = [with_entities(part) for part in parts]
     if len(parts) == 1:
         return parts[0]
     documents, first = [], 0  # each file numbers its documents from 0: shift them past the previous files'
@@ -164,9 +176,40 @@ def _read_parquet(file: Path, opts: FormatOptions) -> Dataset:
     return to_tokens_tags(Dataset(table), str(file), opts)
 
 
-def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[list[str]], list[int]]:
+Entities = list[dict[str, Any]]  # a sentence's entities as NESTED_FEATURES holds them: {"start", "end", "type"}
+
+
+def with_entities(split: Dataset) -> Dataset:
+    """`split` with the column `entities`: its own where it has one, else its tags' entities (a flat source beside a
+    nested one)."""
+    if "entities" in split.column_names:
+        return split
+    return split.map(
+        lambda batch: {"entities": [_as_records(entity_spans(tags)) for tags in batch["tags"]]},
+        batched=True, features=Features({**split.features, "entities": NESTED_FEATURES["entities"]}),
+        desc="entities of the tags",
+    )  # fmt: skip
+
+
+def gold_entities(split: Dataset) -> list[list[tuple[str, int, int]]]:
+    """Each sentence's gold entities as (type, start, end exclusive): a nested source's own (which may nest or
+    overlap), else those of its tags."""
+    if "entities" in split.column_names:
+        return [[(e["type"], e["start"], e["end"]) for e in sentence] for sentence in split["entities"]]
+    return [entity_spans(tags) for tags in split["tags"]]
+
+
+def _as_records(spans: Iterable[tuple[str, int, int]]) -> Entities:
+    return [{"start": start, "end": end, "type": type_} for type_, start, end in spans]
+
+
+def _read_file(
+    file: Path, opts: FormatOptions
+) -> tuple[list[list[str]], list[list[str]], list[int], list[Entities] | None]:
+    """The sentences of one file: tokens, tags and documents, and the entities of a source that may nest (None for
+    a flat one)."""
     if _is_conll(file, opts):
-        return read_conll(file, opts.tag_column, opts.token_prefix)
+        return *read_conll(file, opts.tag_column, opts.token_prefix), None
     records = list(_iter_json(file))
     if not records:
         raise DataError(
@@ -176,15 +219,19 @@ def _read_file(file: Path, opts: FormatOptions) -> tuple[list[list[str]], list[l
     is_textminr = isinstance(first, dict) and {"prompt", "response"} <= first.keys()
     if opts.format == "textminr" or (opts.format == "auto" and is_textminr):
         tokens, tags = textminr.convert_rows(records)
-        return tokens, tags, list(range(len(tokens)))
+        return tokens, tags, list(range(len(tokens))), None
     kind = annotation.detect(records, opts.tokens_field) if opts.format == "auto" else opts.format
     if kind in annotation.FORMATS:
-        tokens, tags = annotation.read_records(records, kind, opts.spans, str(file))
-        return tokens, tags, list(range(len(tokens)))
+        tokens, tags, spans = annotation.read_records(records, kind, opts.spans, str(file))
+        return tokens, tags, list(range(len(tokens))), None if spans is None else [_as_records(s) for s in spans]
     examples = [_json_example(where, record, opts) for where, record in records]
     # consecutive records with the same "document" value form one document; a record without one is its own
     keys = [r.get("document", object()) if isinstance(r, dict) else object() for _, r in records]
-    return [tokens for tokens, _ in examples], [tags for _, tags in examples], _runs(keys)
+    tokens, tags = [e[0] for e in examples], [e[1] for e in examples]
+    if all(e[2] is None for e in examples):
+        return tokens, tags, _runs(keys), None
+    spans = [entity_spans(t) if e[2] is None else e[2] for t, e in zip(tags, examples)]
+    return tokens, tags, _runs(keys), [_as_records(s) for s in spans]
 
 
 def _runs(keys: Sequence[Any]) -> list[int]:
@@ -350,9 +397,17 @@ def _iter_json(file: Path) -> Iterator[tuple[str, Any]]:
         pos = end
 
 
-def _json_example(where: str, record: Any, opts: FormatOptions) -> tuple[list[str], list[str]]:
+def _json_example(
+    where: str, record: Any, opts: FormatOptions
+) -> tuple[list[str], list[str], list[tuple[str, int, int]] | None]:
+    """(tokens, tags, None) of a record of words and tags; (tokens, the outermost entities' tags, every entity) of
+    a record of words and word-offset entities (`entity_mentions` or `entities`: {start, end exclusive, type or
+    entity_type}), which may nest."""
     fields = record if isinstance(record, dict) else {}
     tags_field = opts.tags_field or next((f for f in _DEFAULT_TAG_FIELDS if f in fields), "tags")
+    spans_field = next((f for f in SPAN_FIELDS if isinstance(fields.get(f), list)), None)
+    if tags_field not in fields and spans_field is not None and isinstance(fields.get(opts.tokens_field), list):
+        return _span_example(where, fields, opts, spans_field)
     tokens, tags = fields.get(opts.tokens_field), fields.get(tags_field)
     if not isinstance(tokens, list) or not isinstance(tags, list):
         hint = "; TextminR rows: set data.format=textminr" if "prompt" in fields else ""
@@ -368,7 +423,32 @@ def _json_example(where: str, record: Any, opts: FormatOptions) -> tuple[list[st
         if opts.label_names is None:
             raise DataError(f"{where}: the tags are integer ids; set data.label_names=[O, B-PER, ...] to name them")
         tags = _names_of(tags, opts.label_names, where)
+    return _tokens(tokens, opts), tags, None
+
+
+def _tokens(tokens: list[Any], opts: FormatOptions) -> list[str]:
     prefix = opts.token_prefix
     tokens = [str(token) for token in tokens]
-    return [t[len(prefix) :] if prefix and t.startswith(prefix) else t for t in tokens], tags
+    return [t[len(prefix) :] if prefix and t.startswith(prefix) else t for t in tokens]
+
+
+def _span_example(
+    where: str, fields: dict[str, Any], opts: FormatOptions, spans_field: str
+) -> tuple[list[str], list[str], list[tuple[str, int, int]]]:
+    tokens = _tokens(fields[opts.tokens_field], opts)
+    spans = []
+    for item in fields[spans_field]:
+        item = item if isinstance(item, dict) else {}
+        start, end, type_ = item.get("start"), item.get("end"), item.get("type", item.get("entity_type"))
+        if not (type(start) is int and type(end) is int and 0 <= start < end <= len(tokens)):
+            raise DataError(
+                f"{where}: entity {item or fields[spans_field]!r} in {spans_field!r}: start and end must be word offsets "
+                f"(end exclusive) within the sentence's {len(tokens)} words; fix or remove it"
+            )
+        if not (isinstance(type_, str) and type_.strip() and type_ == type_.strip()):
+            raise DataError(f"{where}: entity {item!r} in {spans_field!r} needs a type (a non-empty string, no spaces "
+                            "around it) in \"type\" or \"entity_type\"")  # fmt: skip
+        spans.append((type_, start, end))
+    spans = list(dict.fromkeys(spans))  # the same entity twice counts once
+    return tokens, outermost_tags(len(tokens), longest_first(spans)), spans
 

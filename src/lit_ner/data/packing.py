@@ -38,7 +38,8 @@ def first_fit(lengths: Sequence[int], width: int) -> list[list[int]]:
 def pack_batch(rows: list[dict[str, Any]], pad_id: int, label_keys: Sequence[str]) -> dict[str, torch.Tensor]:
     """One training batch of encoded rows (input_ids and `label_keys`), packed: input_ids, position_ids and the
     labels, [packed rows, longest sentence]; a row's unused tail is a padding block of its own, labelled IGNORE.
-    `sentence` lists the batch's sentences (its size, for logging)."""
+    `sentence` lists the batch's sentences (its size, for logging); `order`, the rows in the order they are laid out
+    (row by row, left to right)."""
     lengths = [len(r["input_ids"]) for r in rows]
     width = max(lengths)
     layout = first_fit(lengths, width)
@@ -47,6 +48,7 @@ def pack_batch(rows: list[dict[str, Any]], pad_id: int, label_keys: Sequence[str
         "position_ids": torch.zeros((len(layout), width), dtype=torch.long),
         **{key: torch.full((len(layout), width), IGNORE, dtype=torch.long) for key in label_keys},
         "sentence": torch.tensor([r["sentence"] for r in rows]),
+        "order": torch.tensor([index for members in layout for index in members]),
     }
     for i, members in enumerate(layout):
         start = 0
@@ -73,11 +75,12 @@ def packs_exactly(model: torch.nn.Module, vocab_size: int, tolerance: float = 1e
     was_training = model.training
     model.eval()
     try:
-        alone = [model(input_ids=torch.tensor([s], device=device)).logits[0] for s in (first, second)]
+        # the first output: a token classifier's logits, an encoder's hidden states
+        alone = [model(input_ids=torch.tensor([s], device=device))[0][0] for s in (first, second)]
         packed = model(
             input_ids=torch.tensor([first + second + [0]], device=device),
             position_ids=torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 0]], device=device),
-        ).logits[0]
+        )[0][0]
     except (TypeError, ValueError, RuntimeError) as error:  # an encoder that takes no position_ids
         log.debug("packing check: %s", error)
         return False

@@ -69,6 +69,12 @@ def _is_valid(previous: str, tag: str, scheme: str) -> bool:
     return True  # plain: any bare label or O may follow any other
 
 
+def allowed(previous: str, tag: str, scheme: str) -> bool:
+    """Whether `scheme` lets `tag` follow `previous` ("O" before a sentence's first word and after its last)."""
+    _check_scheme(scheme, SCHEMES)
+    return _is_valid(previous, tag, scheme)
+
+
 def invalid_transitions(tags: Sequence[str], scheme: str) -> list[tuple[int, str, str]]:
     """The (index, previous tag, tag) pairs that `scheme` forbids in one sentence.
 
@@ -163,6 +169,33 @@ def entity_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
+def outermost_tags(n_words: int, spans: Iterable[tuple[str, int, int]]) -> list[str]:
+    """IOB2 tags of (type, start, end exclusive) spans that may nest or overlap: each laid, in the order given, where
+    no span laid before it has a word (give the longest first for the outermost entities)."""
+    tags = ["O"] * n_words
+    for type_, start, end in spans:
+        if all(tag == "O" for tag in tags[start:end]):
+            tags[start:end] = [f"B-{type_}"] + [f"I-{type_}"] * (end - start - 1)
+    return tags
+
+
+def longest_first(spans: Iterable[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Spans in the order `outermost_tags` lays the outermost first: the longest, then the earlier."""
+    return sorted(spans, key=lambda span: (span[1] - span[2], span[1]))
+
+
+def inside(span: tuple[str, int, int], spans: Sequence[tuple[str, int, int]]) -> bool:
+    """Whether `span` sits inside another of `spans`: a longer one holds its words, or one of another type, first in
+    sorted order, lies on the same words (so of two such, one counts as inside)."""
+    t, s, e = span
+    return any(o is not span and o[1] <= s and e <= o[2] and (o[2] - o[1] > e - s or o[0] < t) for o in spans)
+
+
+def nested_count(spans: Sequence[tuple[str, int, int]]) -> int:
+    """How many of a sentence's spans sit inside another (`inside`)."""
+    return sum(inside(span, spans) for span in spans)
+
+
 def convert_tags(tags: Sequence[str], source: str, target: str = "IOB2") -> list[str]:
     """Rewrite one sentence's tags from `source` (any of SCHEMES) into `target` (IOB2 or IOBES).
 
@@ -209,6 +242,11 @@ def build_labels(
     types = sorted({type_ for _, type_ in parts if type_ is not None})
     prefixes = ("B", "I", "E", "S") if scheme == "IOBES" else ("B", "I")
     return ["O", *(f"{prefix}-{type_}" for type_ in types for prefix in prefixes)]
+
+
+def entity_types(labels: Iterable[str]) -> list[str]:
+    """The entity types of a label list, sorted: the order every per-type table and a span head's classes follow."""
+    return sorted({type_ for _, type_ in map(split_tag, labels)} - {None})
 
 
 def check_labels(sequences: Iterable[Sequence[str]], labels: Sequence[str], where: str) -> None:

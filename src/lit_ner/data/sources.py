@@ -18,6 +18,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from lit_ner.data.annotation import SpanOptions, check_options
 from lit_ner.data.formats import (
     DATA_SUFFIXES, FORMATS, FormatOptions, is_saved_dataset, read_saved_dataset, read_split_files, to_tokens_tags,
+    with_entities,
 )
 from lit_ner.errors import ConfigError, DataError
 
@@ -220,6 +221,8 @@ def _finish(splits: dict[str, tuple[Dataset, str]], fraction: float, seed: int) 
     if "train" not in splits:
         raise DataError(f"the source has no train split (found: {sorted(splits)}); set data.path to local files")
     splits = {split: (_drop_empty(ds, source), source) for split, (ds, source) in splits.items()}
+    if any("entities" in ds.column_names for ds, _ in splits.values()):  # one nested split: every split keeps spans
+        splits = {split: (with_entities(ds), source) for split, (ds, source) in splits.items()}
     if "validation" not in splits:
         train, source = splits["train"]
         try:

@@ -1,0 +1,88 @@
+"""lit_ner's layers, read from every module's imports (those inside functions too): no module imports one that
+imports it back, however far round; the data side imports nothing from the model side; no command imports another;
+and every reader opens models through lit_ner.models (no other module loads transformers weights)."""
+
+import ast
+from pathlib import Path
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lit_ner"
+COMMANDS = {"lit_ner.train", "lit_ner.evaluate", "lit_ner.predict", "lit_ner.serve", "lit_ner.inspect",
+            "lit_ner.export_onnx", "lit_ner.push"}  # fmt: skip
+BELOW_ALL = {"lit_ner", "lit_ner.errors", "lit_ner.locations"}  # what any layer may import
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imports(name: str) -> set[str]:
+    """The lit_ner modules `name` imports anywhere in its file."""
+    found = set()
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "lit_ner"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lit_ner":
+            for alias in node.names:  # `from lit_ner.data import cache` imports the module lit_ner.data.cache
+                found.add(f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in MODULES else node.module)
+    return found - {name}
+
+
+GRAPH = {name: imports(name) for name in MODULES}
+
+
+def test_every_import_names_a_module_of_lit_ner() -> None:
+    assert all(target in MODULES for targets in GRAPH.values() for target in targets)
+    assert {"lit_ner.models", "lit_ner.heads", "lit_ner.data.reading", "lit_ner.runners"} <= set(GRAPH)
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    def cycle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            name, path = stack.pop()
+            for target in GRAPH[name]:
+                if target == start:
+                    return [*path, start]
+                if target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+        return None
+
+    cycles = [cycle for cycle in map(cycle_from, sorted(GRAPH)) if cycle]
+    assert not cycles, " -> ".join(cycles[0])
+
+
+def test_the_data_side_imports_nothing_from_the_model_side() -> None:
+    wrong = {name: sorted(t for t in targets if not (t.startswith("lit_ner.data") or t in BELOW_ALL))
+             for name, targets in GRAPH.items() if name.startswith("lit_ner.data")}  # fmt: skip
+    assert not {name: targets for name, targets in wrong.items() if targets}
+
+
+def test_no_command_imports_another() -> None:
+    assert {name: sorted(GRAPH[name] & COMMANDS) for name in COMMANDS if GRAPH[name] & COMMANDS} == {}
+
+
+def test_models_are_opened_in_one_place() -> None:
+    """Model weights load in lit_ner.models (and in a head, for the transformers model under it), nowhere else:
+    every reader (evaluate, NerPredictor, predict, the service, calibration, ONNX export) opens models through it."""
+    allowed = {"lit_ner.models", "lit_ner.heads.token", "lit_ner.heads.span"}
+
+    def loads_weights(call: ast.Call) -> bool:
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            return False
+        if func.attr == "load_from_checkpoint":
+            return True
+        owner = func.value.id if isinstance(func.value, ast.Name) else ""
+        return func.attr == "from_pretrained" and owner.startswith("Auto") and owner not in ("AutoConfig", "AutoTokenizer")
+
+    loaders = {name for name, path in MODULES.items()
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.Call) and loads_weights(node)}  # fmt: skip
+    assert "lit_ner.models" in loaders and loaders <= allowed, sorted(loaders - allowed)
