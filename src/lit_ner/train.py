@@ -140,7 +140,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
         lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
     if "export" in result:
-        lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
+        readers = "transformers.pipeline / lit_ner.predict" if model.head.name == "token" else "lit_ner.predict"
+        lines.append(f"  model        {result['export']}  ({readers})")
     if "hub" in result:
         lines.append(f"  hub          {result['hub']}")
     if best["value"] is not None:

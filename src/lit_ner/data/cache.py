@@ -20,9 +20,9 @@ from lit_ner.data.reading import Reading
 from lit_ner.errors import DataError, space_for
 
 log = logging.getLogger(__name__)
-# how a cache folder is laid out: 3 = Arrow files listed in meta.json, encoded rows with their gold spans (2 had no
-# spans, 1 was save_to_disk's)
-LAYOUT = 3
+# how a cache folder is laid out: 4 = Arrow files listed in meta.json, encoded rows with their gold spans and each
+# word's sub-tokens (2 had neither, 1 was save_to_disk's)
+LAYOUT = 4
 # the DataModule's arguments that change the encoded data (besides the source's own, which the caller names)
 ENCODING_KEYS = ("synthetic", "synthetic_size", "labels", "scheme", "train_scheme", *Reading.keys())
 

@@ -179,11 +179,13 @@ def row_lengths(split: Dataset) -> list[int]:
 
 def sentences_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What the heads read of a batch's rows besides tokens and labels (lit_ner.heads.base.segments): whether each
-    continues a sentence (a later window), how many words it scores, and its gold spans (a list a row)."""
+    continues a sentence (a later window), how many words it scores, and, a list a row, its gold spans and the
+    sub-tokens of each of its words."""
     return {
         "continues": torch.tensor([r["window"] > 0 for r in rows]),
         "words": torch.tensor([sum(label != IGNORE for label in r["labels"]) for r in rows]),
         "spans": [r["spans"] for r in rows],
+        "pieces": [r["pieces"] for r in rows],
     }
 
 
