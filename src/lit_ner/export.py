@@ -2,7 +2,6 @@
 head and the calibration lit_ner records), tokenizer, model card; a span head's own weights beside them."""
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 import lit_ner
 
+from lit_ner import files
 from lit_ner.data.reading import Reading
 from lit_ner.errors import space_for
 from lit_ner.module import NerModule
@@ -121,21 +121,14 @@ def export_model(
     module.model.config.update(labels)  # a span head's encoder has no classifier, but its export names the labels
     if calibration:  # the temperature fitted on validation (lit_ner.inference.Calibration)
         module.model.config.lit_ner_calibration = dict(calibration)
-    # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
-    partial = folder.with_name(folder.name + ".partial")
+    # written whole beside the folder, then swapped with the old one in one step (lit_ner.files.replaced): at every
+    # moment, a kill or a full disk included, the folder holds a whole model, the old one or the new one
     needed = sum(p.numel() * p.element_size() for p in module.model.state_dict().values())
     then = f"run again with ckpt_path={folder.parent}: a finished run only tests and exports."
-    with space_for("the exported model", folder.parent, needed, then):
-        try:
-            shutil.rmtree(partial, ignore_errors=True)
-            module.model.save_pretrained(partial, safe_serialization=True)
-            module.head.save(partial)
-            tokenizer.save_pretrained(partial)
-            card = model_card(module, data, scores, meta, name or folder.parent.name, command)
-            (partial / "README.md").write_text(card, encoding="utf-8")
-            if folder.exists():  # the same run exported before (a resumed run exports again)
-                shutil.rmtree(folder)
-            partial.rename(folder)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+    with space_for("the exported model", folder.parent, needed, then), files.replaced(folder) as partial:
+        module.model.save_pretrained(partial, safe_serialization=True)
+        module.head.save(partial)
+        tokenizer.save_pretrained(partial)
+        card = model_card(module, data, scores, meta, name or folder.parent.name, command)
+        (partial / "README.md").write_text(card, encoding="utf-8")
     return folder

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lit_ner import files
 from lit_ner.data.formats import conll_lines
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.inference import parse_thresholds
@@ -113,17 +114,13 @@ def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
 
 
 def write_text(text: str, output: str | None) -> None:
-    """To standard output, or to a file written under a temporary name first: an error leaves no partial output."""
+    """To standard output, or to a file written whole (lit_ner.files): an error leaves the old file as it was."""
     if output is None:
         sys.stdout.write(text)
         return
-    path = Path(output)
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        files.write_text(Path(output), text)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise ConfigError(f"output={output}: cannot write it ({err.strerror})") from None
 
 
