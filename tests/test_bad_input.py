@@ -273,8 +273,8 @@ def test_bad_input_stops_early_with_where_and_what_to_do(
     if case in AFTER_ENCODING:  # only a complete cache entry, never a .partial one
         assert written and all(p.is_relative_to(cache) and ".partial" not in str(p) for p in written), written
         assert (next(cache.iterdir()) / "meta.json").exists()
-    else:
-        assert not written, f"left behind: {sorted(map(str, written))}"
+    else:  # the cache folder may stay, empty: it is shared, another run may be filling it
+        assert not written - {cache} and not any(cache.glob("*")), f"left behind: {sorted(map(str, written))}"
 
 
 def test_unknown_config_name_lists_the_options() -> None:
@@ -311,7 +311,7 @@ def test_cli_data_error_is_one_line_naming_file_and_line(tiny_model: Path, tmp_p
     )  # fmt: skip
     line = one_error_line(done)
     assert all(fragment in line for fragment in fragments), line
-    assert not (tmp_path / "cache").exists()
+    assert not any((tmp_path / "cache").glob("*"))
     assert {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}  # Hydra's record of the run, nothing else
 
 
@@ -346,7 +346,7 @@ def test_cli_unreachable_hub_says_to_set_data_path(tmp_path: Path) -> None:
     )  # fmt: skip
     line = one_error_line(done)
     assert "Hub is unreachable for dataset unimelb-nlp/wikiann" in line and "data.path=/path/to/wikiann" in line, line
-    assert not (tmp_path / "cache").exists()
+    assert not any((tmp_path / "cache").glob("*"))
 
 
 # ---- offline: HF_HUB_OFFLINE=1 (conftest) means no connection is even attempted

@@ -3,8 +3,6 @@
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,8 @@ from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, scheme_of, split_tag,
 )
-from lit_ner.errors import ConfigError, DataError
+from lit_ner import files
+from lit_ner.errors import ConfigError, DataError, space_for
 from lit_ner.locations import local_or_hub
 
 log = logging.getLogger(__name__)
@@ -268,16 +267,18 @@ class NerDataModule(L.LightningDataModule):
         self.tokenizer = None
         self._meta: dict[str, Any] | None = None
         self._cache_path: Path | None = None
+        self._hashes = cache.FileHashes(cache.root_of(self.hparams))
 
     # ---- prepare: read, check, encode, cache --------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
-        """Folder of the encoded data: one per (source, its files' sizes and times, tokenizer, encoding options).
-        Worked out once: a file that changes under data.path during the run (a log, predictions) cannot move it."""
+        """Folder of the encoded data: one per (source, its files' content, tokenizer, encoding options). Worked out
+        once: a file that changes under data.path during the run (a log, predictions) cannot move it."""
         if self._cache_path is None:
             hp = self.hparams
-            files = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
-            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, files)
+            read = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
+            digests = [(file, self._hashes.digest(file)) for file in read]
+            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, digests)
         return self._cache_path
 
     def words_from_source(self, scratch: Path | None = None) -> DatasetDict:
@@ -296,19 +297,18 @@ class NerDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         target = self.cache_path
-        if (target / "meta.json").exists():
-            return
-        new = not target.parent.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # the source streams into Arrow files here, and each pass over it writes its own beside them; all of it goes
-        # once the cache is written
-        try:
-            with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.scratch-") as scratch:
-                self._prepare(target, Path(scratch))
-        except Exception:
-            if new:  # bad data leaves nothing behind: not even the cache folder this run made
-                shutil.rmtree(target.parent, ignore_errors=True)
-            raise
+        if not cache.complete(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # the cache folder is shared (sweep jobs, other users of the data): this run removes only what it made,
+            # and what runs of this host that are no longer alive left (a kill leaves its working folder behind)
+            for name in files.remove_leftovers(target.parent):
+                log.info("removed %s, left in the data cache by a run that is gone", target.parent / name)
+            # the source streams into Arrow files in the scratch folder, and each pass over it writes its own beside
+            # them; the cache moves them in, the rest goes with the folder
+            with space_for("the encoded data cache", target.parent, None, cache.THEN):
+                with files.work_folder(target) as scratch:
+                    self._prepare(target, scratch)
+        self._hashes.remember()
 
     def _prepare(self, target: Path, scratch: Path) -> None:
         words = self.words_from_source(scratch)
@@ -386,7 +386,7 @@ class NerDataModule(L.LightningDataModule):
     def meta(self) -> dict[str, Any]:
         if self._meta is None:
             meta_file = self.cache_path / "meta.json"
-            if not meta_file.exists():
+            if not cache.complete(self.cache_path):
                 raise RuntimeError("call prepare_data() before asking for labels: the data is not encoded yet")
             self._meta = json.loads(meta_file.read_text(encoding="utf-8"))
         return self._meta

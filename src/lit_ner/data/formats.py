@@ -126,6 +126,8 @@ def read_split_files(paths: list[Path], opts: FormatOptions, scratch: Path | Non
         except DatasetGenerationError as err:  # datasets wraps what the reader raised: say that, with its file and line
             if isinstance(err.__cause__, (DataError, ConfigError)):
                 raise err.__cause__ from None
+            if isinstance(err.__cause__, OSError):  # a full disk, which the caller names (lit_ner.errors.space_for)
+                raise err.__cause__ from err
             raise
     parts = []
     for file in paths:
