@@ -1,4 +1,5 @@
-"""The export folder: a whole model in it at every moment, however a re-export ends (SIGKILL at any point)."""
+"""The export folder: a whole model in it at every moment, however a re-export ends (SIGKILL at any point), and a
+model card that names no path of the machine that trained it."""
 
 import json
 import os
@@ -77,3 +78,24 @@ def test_a_killed_re_export_leaves_a_whole_model_at_every_moment(tiny_model: Pat
     assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]  # the killed writes' leftovers are gone
     assert_loads(folder)
 
+
+def test_the_model_card_names_no_local_path(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The card travels to the Hub (lit_ner.push): it names the data folder and the base model by their names,
+    leaves the cache folder out, and keeps the command's settings without the paths in them."""
+    corpus, cache = tmp_path / "my_corpus", tmp_path / "cache"
+    corpus.mkdir()
+    data = {"path": str(corpus), "cache_dir": str(cache), "tokenizer_name_or_path": str(tiny_model),
+            "data_files": {"train": [str(corpus / "train.txt")]}, "max_length": 32}  # fmt: skip
+    command = (f"python -m lit_ner.train data=local data.path={corpus} data.cache_dir={cache} model.lr=1e-4 "
+               f"model.model_name_or_path={tiny_model} hydra.run.dir={tmp_path / 'run'} data.data_files="
+               f"{{train: [{corpus / 'train.txt'}]}} data.path=~/corpus")  # fmt: skip
+    meta = {"scheme": "IOB2", "train_scheme": "IOB2", "splits": {"train": {"sentences": 3}}}
+    module, tokenizer = NerModule(str(tiny_model), LABELS), AutoTokenizer.from_pretrained(tiny_model)
+    card = (export_model(module, tokenizer, tmp_path / "run" / "model", data, {}, meta, command=command) / "README.md")
+    text = card.read_text()
+    assert str(tmp_path) not in text and str(Path.home()) not in text and "~/" not in text
+    assert "cache_dir" not in text and "cache" not in text.split("Hyper-parameters")[1]
+    assert "**Data:** my_corpus" in text and f"fine-tuned from `{tiny_model.name}`" in text
+    assert f"data=local data.path=my_corpus model.lr=1e-4 model.model_name_or_path={tiny_model.name}" in text
+    assert "data.data_files={train: [train.txt]}" in text and "hydra.run.dir=run" in text
+    assert '"path": "my_corpus"' in text and '"max_length": 32' in text

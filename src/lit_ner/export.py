@@ -2,6 +2,7 @@
 head and the calibration lit_ner records), tokenizer, model card; a span head's own weights beside them."""
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,28 @@ def card_metadata(module: NerModule, data: Mapping[str, Any], scores: Mapping[st
     return metadata.to_yaml()
 
 
+# a path of the machine that trained the model, inside a command line: absolute or home-relative, up to a separator
+_LOCAL_PATH = re.compile(r"(?<![\w.:/~-])~?/[^\s,\]}'\"]*")
+
+
+def local_names(value: Any) -> Any:
+    """`value` (a string, or lists and dicts of them) with each local path (absolute, home-relative or an existing
+    file or folder) as its last part: the card travels to the Hub, and names files, not where they sat."""
+    if isinstance(value, Mapping):
+        return {k: local_names(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [local_names(v) for v in value]
+    if isinstance(value, str) and value.strip() and (value.startswith(("/", "~")) or Path(value).exists()):
+        return Path(value).name or value
+    return value
+
+
+def shown_command(command: str) -> str:
+    """The command line for the card: the cache folder left out, local paths by their names (`local_names`)."""
+    command = re.sub(r"\s*\S*cache_dir=\S*", "", command)
+    return _LOCAL_PATH.sub(lambda path: Path(path[0]).name or path[0], command)
+
+
 def model_card(
     module: NerModule,
     data: Mapping[str, Any],
@@ -51,9 +74,11 @@ def model_card(
     name: str = "model",
     command: str | None = None,
 ) -> str:
-    hp = dict(module.hparams)
+    hp = local_names(dict(module.hparams))
+    data = local_names({k: v for k, v in data.items() if k != "cache_dir"})
     source = data.get("path") or data.get("hub_name") or f"built-in {data.get('synthetic')} corpus ({data.get('synthetic_size')} sentences)"
     test_rows = entity_rows(scores, "test")
+    trained = f"`{shown_command(command)}`" if command else "`lit_ner.train` (in-process)"
     lines = [
         "---",
         card_metadata(module, data, scores, name),
@@ -64,7 +89,7 @@ def model_card(
         f"- **Tag scheme:** source data `{meta.get('scheme')}`, trained as `{meta.get('train_scheme')}`; "
         f"labels: {', '.join(module.labels)}",
         "- **Splits:** " + ", ".join(f"{k} {v['sentences']} sentences" for k, v in meta.get("splits", {}).items()),
-        f"- **Trained with:** `{command}`" if command else "- **Trained with:** `lit_ner.train` (in-process)",
+        f"- **Trained with:** {trained}",
         "",
         "## Hyper-parameters",
         "",
