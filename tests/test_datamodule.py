@@ -274,7 +274,7 @@ def test_the_cache_writes_each_split_once(
     monkeypatch.undo()
     cached = sorted(dm.cache_path.rglob("*.arrow"))
     assert len(cached) == 6 and len(written) == 6  # words and encoded rows of three splits, each written once
-    assert not list(dm.cache_path.parent.glob(f"{dm.cache_path.name}.*"))  # no scratch or partial folder left
+    assert not list(dm.cache_path.parent.glob(f".*{dm.cache_path.name}"))  # no scratch or partial folder left
     words = dm.cached_words()
     first = [line.split()[0] for line in (conll_folder / "train.txt").read_text().split("\n\n")[0].splitlines()]
     assert words["train"][0]["tokens"] == first and len(words["train"]) == 23

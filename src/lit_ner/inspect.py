@@ -23,6 +23,7 @@ def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose fo
         f"source tag scheme: {meta['scheme']} (trained as {meta['train_scheme']})",
         f"labels ({len(meta['labels'])}): {' '.join(meta['labels'])}",
         f"tokenizer: {datamodule.hparams.tokenizer_name_or_path}",
+        *(f"warning: {warning}" for warning in meta.get("warnings", [])),
         "",
     ]
     for name, split in words.items():

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from lit_ner import files
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.checkpointing import resume_point, saved_step
 from lit_ner.errors import REPORTED, exit_with
@@ -132,7 +133,7 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
             logger.log_hyperparams(flat_params(cfg))
             logger.log_metrics(final, step=trainer.global_step)
         logger.save()
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    files.write_text(run_dir / "metrics.json", json.dumps(result, indent=1))
 
     lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
     if result["best_checkpoint"]:
