@@ -623,10 +623,11 @@ def test_a_killed_worker_is_replaced_and_its_request_answered(model, tmp_path: P
             os.kill(workers[0], signal.SIGKILL)
             status, answer = held.result(timeout=60)
             assert status == 500 and one_line(answer["detail"]), (status, answer)
-            deadline = time.monotonic() + 120
-            while get(port, "/ready")[0] != 200:
-                assert time.monotonic() < deadline, "no worker came back"
-                time.sleep(0.5)
+            deadline, answered = time.monotonic() + 120, [0]
+            while answered[-1] != 200 or 503 not in answered:  # not ready while the new worker loads, then ready
+                assert time.monotonic() < deadline, f"/ready answered {set(answered[1:])} only: no worker came back"
+                answered.append(get(port, "/ready")[0])
+                time.sleep(0.1)
             answers = list(pool.map(lambda t: post(port, json.dumps({"text": t}).encode()), TEXTS[:2]))
         assert [(status, without_scores(answer["entities"])) for status, answer in answers] == [
             (200, without_scores(entities)) for entities in predictor(TEXTS[:2])]  # fmt: skip
