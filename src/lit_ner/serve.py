@@ -16,6 +16,7 @@ by `workers`): on a CPU, one worker a core serves more than one worker with ever
 
 import logging
 import math
+import multiprocessing
 import os
 import re
 import signal
@@ -127,11 +128,12 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
     def setup(self, device: str) -> None:
         device = "cpu" if self.backend == "onnx" else device
         torch.set_num_threads(self.threads)
-        # a SIGTERM or Ctrl-C to the whole process group (systemd does so) would stop this worker with the requests it
-        # holds: the main process drains first, then stops the workers (drain_on_sigterm); an orphan stops at once
-        parent = os.getppid()
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(1) if os.getppid() != parent else None)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked in the main process (see main)
+        if multiprocessing.parent_process() is not None:  # a worker of LitServe's, not a test calling setup
+            # a SIGTERM or Ctrl-C to the whole process group (systemd sends one) would stop this worker with the
+            # requests it holds: the main process drains, then stops the workers (drain_on_sigterm); an orphan stops
+            parent = os.getppid()
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(1) if os.getppid() != parent else None)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked in the main process (see main)
         self.predictor = NerPredictor.from_pretrained(
             self.folder, device=device, backend=self.backend, quantize=self.quantize, min_score=self.min_score
         )
