@@ -209,13 +209,13 @@ def parse(argv: Sequence[str]) -> dict[str, str]:
     if not args["port"].isdigit() or not 1024 <= int(args["port"]) <= 65535:
         raise ConfigError(f"port={args['port']}: expected a port from 1024 to 65535 (LitServe refuses the lower ones, "
                           "which need root)")  # fmt: skip
-    for key, least in (("batch_timeout", 0), ("grace", 0), ("timeout", None), ("read_timeout", None)):
+    for key, zero_ok in (("batch_timeout", True), ("grace", True), ("timeout", False), ("read_timeout", False)):
         try:
             seconds = float(args[key])
         except ValueError:
             seconds = math.nan
-        if not math.isfinite(seconds) or seconds < (least or 0) or (least is None and seconds == 0):
-            raise ConfigError(f"{key}={args[key]}: expected seconds, {'0 or more' if least == 0 else 'more than 0'}")
+        if not (math.isfinite(seconds) and (seconds >= 0 if zero_ok else seconds > 0)):
+            raise ConfigError(f"{key}={args[key]}: expected seconds, {'0 or more' if zero_ok else 'more than 0'}")
     if float(args["batch_timeout"]) >= float(args["timeout"]):
         raise ConfigError(f"batch_timeout={args['batch_timeout']}: expected less than timeout={args['timeout']} (a "
                           "request waits at most timeout= seconds for its batch)")  # fmt: skip
