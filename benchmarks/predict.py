@@ -84,7 +84,7 @@ def served(
     try:
         for _ in range(240):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):  # the model loaded
                     break
             except OSError:
                 time.sleep(0.5)

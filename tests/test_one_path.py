@@ -159,10 +159,11 @@ def served(export: Path, backend: str, words: list[list[str]]) -> list[list[tupl
     hesitates; tests/test_serve.py runs the HTTP server itself, with the batches it forms)."""
     import torch
 
-    from lit_ner.serve import NerAPI
+    from lit_ner.serve import Limits, NerAPI
 
     # this process's threads (the worker's own count would change the order of float sums: another last bit)
-    api = NerAPI(str(export), backend, None, 100_000, torch.get_num_threads(), max_batch_size=len(words))
+    limits = Limits(texts=1, words=100_000, chars=100_000)
+    api = NerAPI(str(export), backend, None, limits, torch.get_num_threads(), max_batch_size=len(words))
     api.setup("cpu")
     requests = [api.decode_request({"tokens": sentence}) for sentence in words]
     return found([api.encode_response(o)["entities"] for o in api.unbatch(api.predict(api.batch(requests)))])

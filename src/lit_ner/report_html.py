@@ -133,8 +133,9 @@ document.getElementById("ask").onsubmit = async event => {
   const status = document.getElementById("status");
   status.textContent = "asking…";
   try {
-    const response = await fetch("/predict", {method: "POST", headers: {"Content-Type": "application/json"},
-                                              body: JSON.stringify({text})});
+    const headers = {"Content-Type": "application/json"}, key = document.getElementById("key");
+    if (key && key.value) headers["X-API-Key"] = key.value;
+    const response = await fetch("/predict", {method: "POST", headers, body: JSON.stringify({text})});
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     const {entities} = await response.json();
     answer.replaceChildren(markText(text, entities));
@@ -143,7 +144,9 @@ document.getElementById("ask").onsubmit = async event => {
     status.textContent = "the service did not answer: " + error.message;
   }
 };
-const given = new URLSearchParams(location.hash.slice(1)).get("text");  // /#text=... opens with that text tagged
+const hash = new URLSearchParams(location.hash.slice(1));  // /#text=... opens with that text tagged
+const given = hash.get("text");
+if (hash.get("key") && document.getElementById("key")) document.getElementById("key").value = hash.get("key");
 if (given) {
   document.getElementById("text").value = given;
   document.getElementById("ask").requestSubmit();
@@ -277,10 +280,12 @@ def render_report(report: Mapping[str, Any], records: list[dict[str, Any]]) -> s
     return _page(title, "\n".join(parts), JS_REPORT)
 
 
-def service_page(title: str) -> str:
-    """A page that sends its text box to POST /predict and marks the entities of the answer in the text."""
+def service_page(title: str, keyed: bool = False) -> str:
+    """A page that sends its text box to POST /predict and marks the entities of the answer in the text; `keyed`: the
+    service needs an API key, which the page asks for (or takes from `/#key=...`) and sends with each request."""
+    key = '<input id="key" type="password" placeholder="API key" autocomplete="off"> ' if keyed else ""
     body = (f"<h1>{html.escape(title)}</h1>"
-            '<form id="ask"><textarea id="text" name="text" rows="6" placeholder="Text to tag"></textarea>'
+            f'<form id="ask">{key}<textarea id="text" name="text" rows="6" placeholder="Text to tag"></textarea>'
             '<button type="submit">Find entities</button> <span id="status" class="muted"></span></form>'
             '<div id="answer"></div>')  # fmt: skip
     return _page(title, body, JS_SERVICE)

@@ -1,20 +1,30 @@
-"""`python -m lit_ner.serve model=<export> [port=8000] [workers=1] [max_batch_size=32] [batch_timeout=0.01]
-[max_chars=100000] [backend=torch|onnx] [quantize=int8] [min_score=...]`: the exported model as an HTTP service on
-LitServe; `GET /` is a page to try it in a browser.
+"""`python -m lit_ner.serve model=<export> [key=value ...]` (USAGE lists the settings): the exported model as an HTTP
+service on LitServe; `GET /` is a page to try it in a browser.
 
 POST /predict with a JSON object: `{"text": "..."}`, `{"texts": ["...", ...]}` or `{"tokens": ["word", ...]}`; the
 answer is `{"entities": [...]}` (a list of lists for `texts`), the entities `lit_ner.predict` gives. Requests that
 arrive together are batched on the server (LitServe's batching: up to `max_batch_size` requests, waiting at most
 `batch_timeout` seconds), so many clients get the batched throughput. A bad request gets a 4xx with a one-line reason
 (`{"detail": "..."}`) and fails alone: the requests batched with it get their entities, and the server goes on; a
-request the model fails on gets a 500, alone too. A model that cannot be loaded stops the start-up with one
+request the model fails on gets a 500, alone too. What a request may hold is bounded (body bytes, texts, words,
+characters), and so is the queue; it listens on 127.0.0.1 unless `host=` says otherwise, and with LIT_NER_API_KEY set
+every route but the probes and the page needs the key (serve_http.py: the HTTP side, /metrics, the drain on
+SIGTERM). A bad setting, a port it cannot listen on or a model that cannot be loaded stops the start-up with one
 `lit_ner: error:` line. `workers` inference processes share the CPU threads (each gets torch's thread count divided
 by `workers`): on a CPU, one worker a core serves more than one worker with every core. Needs the serve extra:
 `pip install 'lit_ner[serve]'`."""
 
 import logging
+import math
+import multiprocessing
+import os
+import re
+import signal
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +34,47 @@ from lit_ner.errors import ConfigError, key_values, reported
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor
-from lit_ner.report_html import service_page
 
 try:  # the serve extra; without it the command still answers --help and says what to install
     import litserve as ls
     from fastapi import HTTPException
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.responses import JSONResponse
+
+    from lit_ner.serve_http import STOP_SIGNALS, BatchSizes, Gate, Guard, Metrics, add_routes, drain_on_sigterm, \
+        listen_in_this_process_only
 except ImportError:
     ls = None
 
 USAGE = (
-    "usage: python -m lit_ner.serve model=<export folder> [port=8000] [workers=1] [max_batch_size=32] "
-    "[batch_timeout=0.01] [max_chars=100000] [backend=torch|onnx] [quantize=int8] [min_score=0.5|PER:0.6,LOC:0.4]"
+    "usage: python -m lit_ner.serve model=<export folder> [host=127.0.0.1|0.0.0.0|::] [port=8000] [workers=1] "
+    "[max_batch_size=32] [batch_timeout=0.01] [timeout=30] [max_bytes=2000000] [max_texts=32] [max_words=10000] "
+    "[max_chars=100000] [max_queue=256] [read_timeout=30] [grace=30] [cors=https://app.example.org,...] "
+    "[backend=torch|onnx] [quantize=int8] [min_score=0.5|PER:0.6,LOC:0.4]; the API key: environment variable "
+    "LIT_NER_API_KEY"
 )
-DEFAULTS = {"port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01", "max_chars": "100000",
-            "backend": "torch", "quantize": "", "min_score": ""}  # fmt: skip
+DEFAULTS = {"host": "127.0.0.1", "port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01",
+            "timeout": "30", "max_bytes": "2000000", "max_texts": "32", "max_words": "10000", "max_chars": "100000",
+            "max_queue": "256", "read_timeout": "30", "grace": "30", "cors": "", "backend": "torch", "quantize": "",
+            "min_score": ""}  # fmt: skip
+COUNTS = ("workers", "max_batch_size", "max_bytes", "max_texts", "max_words", "max_chars", "max_queue")
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds: this machine only, every IPv4 address, every address
 FIELDS = ("text", "texts", "tokens")
 logger = logging.getLogger(__name__)
 
 
-def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
+@dataclass(frozen=True)
+class Limits:
+    """What one request may hold. Together they bound one request's compute (texts and words: the model's work;
+    characters: a text of few words but many word pieces), so that a small request never waits long behind a large
+    one in a batch."""
+
+    texts: int
+    words: int
+    chars: int
+
+
+def read_request(request: Any, limits: Limits) -> tuple[str, Any]:
     """(field, value) of a valid request; otherwise an HTTPException with the status and the reason."""
     if not isinstance(request, dict) or sum(field in request for field in FIELDS) != 1:
         raise HTTPException(400, 'send a JSON object with one of "text" (a string), "texts" (a list of strings) '
@@ -55,9 +86,13 @@ def read_request(request: Any, max_chars: int) -> tuple[str, Any]:
         isinstance(strings, list) and all(isinstance(s, str) for s in strings)
     ):
         raise HTTPException(422, f'"{field}" must be {"a string" if field == "text" else "a list of strings"}')
-    if sum(map(len, strings)) > max_chars:
-        raise HTTPException(413, f"the request has {sum(map(len, strings))} characters; this server takes at most "
-                                 f"{max_chars} a request (max_chars=)")  # fmt: skip
+    words = len(value) if field == "tokens" else sum(len(s.split()) for s in strings)
+    for what, count, limit, key in (("texts", len(strings) if field == "texts" else 1, limits.texts, "max_texts"),
+                                    ("words", words, limits.words, "max_words"),
+                                    ("characters", sum(map(len, strings)), limits.chars, "max_chars")):  # fmt: skip
+        if count > limit:
+            raise HTTPException(413, f"the request has {count} {what}; this service takes at most {limit} a "
+                                     f"request ({key}=)")  # fmt: skip
     for i, s in enumerate(strings):
         try:  # valid JSON ("\ud800") but no text: the tokenizer raises TypeError on it
             s.encode("utf-8")
@@ -82,17 +117,23 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
     """
 
     def __init__(
-        self, folder: str, backend: str, quantize: str | None, max_chars: int, threads: int, min_score: Any = None,
-        **batching: Any,
+        self, folder: str, backend: str, quantize: str | None, limits: Limits, threads: int, min_score: Any = None,
+        batch_sizes: "BatchSizes | None" = None, **batching: Any,
     ) -> None:
         super().__init__(**batching)
-        self.folder, self.backend, self.quantize, self.max_chars = folder, backend, quantize, max_chars
-        self.min_score = min_score
+        self.folder, self.backend, self.quantize, self.limits = folder, backend, quantize, limits
+        self.min_score, self.batch_sizes = min_score, batch_sizes
         self.threads = threads  # CPU threads of this worker (torch's, and ONNX Runtime's, which reads torch's)
 
     def setup(self, device: str) -> None:
         device = "cpu" if self.backend == "onnx" else device
         torch.set_num_threads(self.threads)
+        if multiprocessing.parent_process() is not None:  # a worker of LitServe's, not a test calling setup
+            # a SIGTERM or Ctrl-C to the whole process group (systemd sends one) would stop this worker with the
+            # requests it holds: the main process drains, then stops the workers (drain_on_sigterm); an orphan stops
+            parent = os.getppid()
+            signal.signal(signal.SIGTERM, lambda *_: os._exit(1) if os.getppid() != parent else None)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked in the main process (see main)
         self.predictor = NerPredictor.from_pretrained(
             self.folder, device=device, backend=self.backend, quantize=self.quantize, min_score=self.min_score
         )
@@ -100,7 +141,7 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
     def decode_request(self, request: dict) -> Any:  # dict: LitServe reads a JSON object body
         """(field, value) of a valid request, the HTTPException of a bad one (returned, not raised: see above)."""
         try:
-            return read_request(request, self.max_chars)
+            return read_request(request, self.limits)
         except HTTPException as err:
             return err
 
@@ -112,6 +153,8 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
         alone, so that only the one the model fails on gets a 500 (its traceback in the server's log)."""
         batched = isinstance(requests, list)
         requests = requests if batched else [requests]
+        if self.batch_sizes is not None:
+            self.batch_sizes.observe(len(requests))
         valid = [r for r in requests if not isinstance(r, HTTPException)]
         try:
             found = self.entities(valid)
@@ -160,44 +203,98 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
 
 def parse(argv: Sequence[str]) -> dict[str, str]:
     args = DEFAULTS | key_values(argv, ("model", *DEFAULTS), ("model",), USAGE)
-    for key in ("port", "workers", "max_batch_size", "max_chars"):
-        if not args[key].isdigit() or int(args[key]) < (0 if key == "port" else 1):
-            raise ConfigError(f"{key}={args[key]}: expected a whole number{'' if key == 'port' else ', 1 or more'}")
-    try:
-        if float(args["batch_timeout"]) < 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"batch_timeout={args['batch_timeout']}: expected seconds, 0 or more") from None
+    for key in COUNTS:
+        if not args[key].isdigit() or int(args[key]) < 1:
+            raise ConfigError(f"{key}={args[key]}: expected a whole number, 1 or more")
+    if not args["port"].isdigit() or not 1024 <= int(args["port"]) <= 65535:
+        raise ConfigError(f"port={args['port']}: expected a port from 1024 to 65535 (LitServe refuses the lower ones, "
+                          "which need root)")  # fmt: skip
+    for key, zero_ok in (("batch_timeout", True), ("grace", True), ("timeout", False), ("read_timeout", False)):
+        try:
+            seconds = float(args[key])
+        except ValueError:
+            seconds = math.nan
+        if not (math.isfinite(seconds) and (seconds >= 0 if zero_ok else seconds > 0)):
+            raise ConfigError(f"{key}={args[key]}: expected seconds, {'0 or more' if zero_ok else 'more than 0'}")
+    if float(args["batch_timeout"]) >= float(args["timeout"]):
+        raise ConfigError(f"batch_timeout={args['batch_timeout']}: expected less than timeout={args['timeout']} (a "
+                          "request waits at most timeout= seconds for its batch)")  # fmt: skip
+    if args["host"] not in HOSTS:
+        raise ConfigError(f"host={args['host']}: expected 127.0.0.1 (this machine only), 0.0.0.0 (every IPv4 address, "
+                          "as in a container) or :: (every address)")  # fmt: skip
+    for origin in filter(None, args["cors"].split(",")):
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s,]+", origin):
+            raise ConfigError(f"cors={args['cors']}: expected origins such as https://app.example.org, comma-separated "
+                              "(scheme and host, no path), or *")  # fmt: skip
     return args
 
 
-def with_page(server: Any, title: str) -> None:
-    """`GET /` answers a page with a text box whose entities are marked (through POST /predict), in place of
-    LitServe's plain "litserve running"."""
-    page = service_page(title)
-    server.app.router.routes = [r for r in server.app.router.routes if getattr(r, "path", None) != "/"]
-    server.app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], include_in_schema=False)
+def api_key() -> str | None:
+    """The key every route but the probes and the page needs: LIT_NER_API_KEY, from the environment (a command line
+    is visible to every user of the machine in `ps`)."""
+    key = os.environ.get("LIT_NER_API_KEY")
+    if key is not None and not key:
+        raise ConfigError("LIT_NER_API_KEY is set but empty: give it the key, or unset it to serve without one")
+    if key is not None and not re.fullmatch(r"[!-~]+", key):
+        raise ConfigError("LIT_NER_API_KEY is set but not printable ASCII without spaces (an HTTP header carries it)")
+    return key
+
+
+def free_port(host: str, port: int) -> None:
+    """Stop with one line now, before the model loads, if (host, port) cannot be listened on: LitServe's bind would
+    end in a traceback after the workers started."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(f"port={port}: cannot listen on {host}:{port} ({err.strerror}); pick another port") from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         args = parse(sys.argv[1:] if argv is None else argv)
         if ls is None:
-            raise ConfigError("lit_ner.serve needs the serve extra (LitServe): pip install 'lit_ner[serve]'")
+            raise ConfigError("lit_ner.serve needs the serve extra (LitServe, prometheus-client): "
+                              "pip install 'lit_ner[serve]'")
+        key, (host, port) = api_key(), (args["host"], int(args["port"]))
+        free_port(host, port)
+        # before any thread starts (torch's, the tokenizer's, LitServe's): each inherits the block, so that the signals
+        # wait for drain_on_sigterm's thread instead of ending the process in whichever thread they reach. The
+        # resource tracker of spawned processes first: starting it unblocks both signals in the thread that starts it
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         quantize, thresholds = args["quantize"] or None, parse_thresholds(args["min_score"] or None)
         # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
         NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
         threads = max(1, torch.get_num_threads() // int(args["workers"]))
+        limits = Limits(int(args["max_texts"]), int(args["max_words"]), int(args["max_chars"]))
+        batch_sizes = BatchSizes(int(args["max_batch_size"]))
         api = NerAPI(
-            str(Path(args["model"]).expanduser()), args["backend"], quantize, int(args["max_chars"]), threads,
-            thresholds, max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
+            str(Path(args["model"]).expanduser()), args["backend"], quantize, limits, threads, thresholds, batch_sizes,
+            max_batch_size=int(args["max_batch_size"]), batch_timeout=float(args["batch_timeout"]),
         )  # fmt: skip
+    metrics = Metrics(batch_sizes)
+    gate = Gate(key, int(args["max_bytes"]), float(args["read_timeout"]), int(args["max_queue"]))
+    middlewares: list[Any] = [(Guard, {"gate": gate, "metrics": metrics})]
+    if args["cors"]:  # outside the guard: a browser's preflight carries no key
+        middlewares.append((CORSMiddleware, {"allow_origins": args["cors"].split(","), "allow_methods": ["GET", "POST"],
+                                             "allow_headers": ["Content-Type", "X-API-Key", "Authorization"]}))  # fmt: skip
     # fast_queue: LitServe's ZeroMQ transport between the HTTP server and the workers (pyzmq comes with litserve);
-    # 131.6 against 128.9 sentences/s with its default queues at 32 clients in one paired run here, within noise
+    # 131.6 against 128.9 sentences/s with its default queues at 32 clients in one paired run here, within noise.
+    # restart_workers: a worker that dies is started again, and the requests it held get a 500 at once;
+    # disable_openapi_url: no /docs, /redoc, /openapi.json (LitServe's generated ones say nothing of the API, which
+    # docs/reference.md describes)
     server = ls.LitServer(api, accelerator="cpu" if args["backend"] == "onnx" else "auto",
-                          workers_per_device=int(args["workers"]), fast_queue=True)  # fmt: skip
-    with_page(server, f"lit_ner: {model_name(args['model'])}")
-    server.run(port=int(args["port"]), generate_client_file=False)
+                          workers_per_device=int(args["workers"]), timeout=float(args["timeout"]), fast_queue=True,
+                          middlewares=middlewares, restart_workers=True, disable_openapi_url=True)  # fmt: skip
+    add_routes(server, f"lit_ner: {model_name(args['model'])}", key is not None, metrics)
+    drain_on_sigterm(server, float(args["grace"]))
+    listen_in_this_process_only(port)
+    # one HTTP server, a thread of this process: the metrics, the queue depth and LitServe's table of the requests
+    # in flight live in one place (its watch answers a dead worker's requests from that table), and the HTTP side of
+    # a service whose model does the work needs no process of its own
+    server.run(host=host, port=port, num_api_servers=1, api_server_worker_type="thread", generate_client_file=False)
 
 
 if __name__ == "__main__":
