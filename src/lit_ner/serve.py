@@ -10,7 +10,7 @@ arrive together are batched on the server (LitServe's batching: up to `max_batch
 request the model fails on gets a 500, alone too. A model that cannot be loaded stops the start-up with one
 `lit_ner: error:` line. `workers` inference processes share the CPU threads (each gets torch's thread count divided
 by `workers`): on a CPU, one worker a core serves more than one worker with every core. Needs the serve extra:
-`pip install 'lit_ner[serve]'`."""
+`pip install -e '.[serve]'` in a clone, or `pip install '<lit_ner wheel file>[serve]'`."""
 
 import logging
 import sys
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.errors import ConfigError, key_values, needs_extra, reported
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor
@@ -39,6 +39,28 @@ USAGE = (
 )
 DEFAULTS = {"port": "8000", "workers": "1", "max_batch_size": "32", "batch_timeout": "0.01", "max_chars": "100000",
             "backend": "torch", "quantize": "", "min_score": ""}  # fmt: skip
+OPTIONS = {
+    "model": "an export (<run>/model)",
+    "port": "the HTTP port",
+    "workers": "inference processes; they share the CPU threads",
+    "max_batch_size": "requests predicted as one batch",
+    "batch_timeout": "seconds a batch waits to fill",
+    "max_chars": "a longer request gets 413",
+    "backend": "onnx: the export's ONNX model in ONNX Runtime",
+    "quantize": "with backend=onnx: its int8 model",
+    "min_score": "drop entities scoring below, one value or per type (default: the export's thresholds)",
+}
+ABOUT = (
+    'Serve a trained model over HTTP (LitServe): POST /predict with {"text": ...}, {"texts": [...]} or {"tokens": '
+    '[...]}\nanswers {"entities": ...}, the entities lit_ner.predict gives; requests that arrive together are '
+    "predicted as one\nbatch; GET / is a page to try the model in a browser. Needs the serve extra:\n"
+    f"{needs_extra('serve')}." + """
+
+examples:
+  python -m lit_ner.serve model=outputs/quickstart/<run>/model port=8000
+  python -m lit_ner.serve model=<run>/model backend=onnx quantize=int8 workers=2
+  curl -X POST localhost:8000/predict -d '{"text": "Alan Walker wrote it in 1940."}'"""
+)
 FIELDS = ("text", "texts", "tokens")
 logger = logging.getLogger(__name__)
 
@@ -159,7 +181,7 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
 
 
 def parse(argv: Sequence[str]) -> dict[str, str]:
-    args = DEFAULTS | key_values(argv, ("model", *DEFAULTS), ("model",), USAGE)
+    args = DEFAULTS | key_values(argv, OPTIONS, ("model",), USAGE, ABOUT)
     for key in ("port", "workers", "max_batch_size", "max_chars"):
         if not args[key].isdigit() or int(args[key]) < (0 if key == "port" else 1):
             raise ConfigError(f"{key}={args[key]}: expected a whole number{'' if key == 'port' else ', 1 or more'}")
@@ -183,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         args = parse(sys.argv[1:] if argv is None else argv)
         if ls is None:
-            raise ConfigError("lit_ner.serve needs the serve extra (LitServe): pip install 'lit_ner[serve]'")
+            raise ConfigError(f"lit_ner.serve needs the serve extra (LitServe): {needs_extra('serve')}")
         quantize, thresholds = args["quantize"] or None, parse_thresholds(args["min_score"] or None)
         # load once here: a folder that cannot serve stops now, with one line, not in a worker's traceback
         NerPredictor.from_pretrained(args["model"], device="cpu", backend=args["backend"], quantize=quantize)
