@@ -361,6 +361,7 @@ WRONG_COMMAND_LINES = [
     ("train", ["trainer.max_epochs=three"], ["trainer.max_epochs='three': expected a whole number"]),
     ("train", ["data.pack=maybe"], ["data.pack='maybe': expected true or false"]),
     ("evaluate", [], ["model.model_name_or_path has no value", "give model=<run>/model"]),
+    ("evaluate", ["model=outputs/nope"], ["model=outputs/nope: no model folder, checkpoint or Hub model there"]),
     ("train", ["experiment=local"], ["no data source: set data.path"]),
     ("inspect", ["data=local"], ["no data source: set data.path"]),
     ("train", ["data.labels=[O,B-PER"], ["cannot read the argument 'data.labels=[O,B-PER'", "key='...'"]),
@@ -374,6 +375,7 @@ def test_a_wrong_command_line_is_one_line_naming_the_key(command, argv, says, tm
     done = run_command(tmp_path, command, *argv, f"hydra.run.dir={tmp_path / 'run'}")
     line = one_error_line(done)
     assert all(fragment in line for fragment in says), line
+    assert done.stderr.rstrip().endswith(line), done.stderr[-3000:]  # the message has no second line
     assert not re.search(r"\b_(arguments|base)\b", line), line  # the files other configs start from are no choices
     written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
     assert written <= {"config.yaml", "hydra.yaml", "overrides.yaml", f"{command}.log"}, written  # Hydra's record only
