@@ -135,6 +135,39 @@ def prefixed_tag_in_plain_data(tmp: Path, tiny: Path):
     ]  # fmt: skip
 
 
+def zero_or_o_for_the_o_tag(tmp: Path, tiny: Path):
+    write(tmp / "data" / "train.txt", sentences(3) + "the 0\nbook o\nby 0\nalan B-AUTHOR\n\n")
+    good_split(tmp / "data")
+    return local(tmp / "data"), [
+        "'0' (2 times, first in split 'train', sentence 3, word 0)", "'o' (1 time", "O typed otherwise", "Write O",
+    ]  # fmt: skip
+
+
+def one_type_written_several_ways(tmp: Path, tiny: Path):
+    lines = ['{"tokens": ["alan", "walker"], "tags": ["B-AUTHOR", "I-AUTHOR"]}'] * 3 + [
+        '{"tokens": ["mary"], "tags": ["b-author"]}', '{"tokens": ["anna"], "tags": ["B_AUTHOR"]}',
+        '{"tokens": ["john"], "tags": ["B-AUTHOR\\r"]}',
+    ]  # fmt: skip
+    write(tmp / "data" / "train.jsonl", "\n".join(lines) + "\n")
+    good_split(tmp / "data")
+    return local(tmp / "data"), [
+        "one entity type is written 4 ways", "'AUTHOR' in 'B-AUTHOR' (7 times", "'b-author' (1 time, first in split "
+        "'train', sentence 3, word 0)", "'B_AUTHOR'", "'B-AUTHOR\\r'", "Write each tag one way",
+    ]  # fmt: skip
+
+
+def json_nested_too_deeply(tmp: Path, tiny: Path):
+    deep = '{"tokens": ["a"], "tags": ["O"], "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    data = write(tmp / "data" / "train.jsonl", '{"tokens": ["a"], "tags": ["O"]}\n' + deep + "\n")
+    return local(tmp / "data"), [f"{data}:2:", "JSON nested too deeply"]
+
+
+def json_lone_surrogate(tmp: Path, tiny: Path):
+    line = '{"tokens": ["alan", "\\ud83d walker"], "tags": ["B-AUTHOR", "I-AUTHOR"]}'  # half an emoji
+    data = write(tmp / "data" / "train.jsonl", '{"tokens": ["\\ud83d\\ude00"], "tags": ["O"]}\n' + line + "\n")
+    return local(tmp / "data"), [f"{data}:2:", "'\\ud83d' is a lone surrogate", "correct or remove it"]
+
+
 def data_path_missing(tmp: Path, tiny: Path):
     return local(tmp / "nowhere"), [f"data.path={tmp / 'nowhere'}", "does not exist"]
 
@@ -238,7 +271,8 @@ def label_mismatch_value(tmp: Path, tiny: Path):
 DATA_ERRORS: list[Case] = [
     conll_wrong_column_count, jsonl_tokens_and_tags_differ, json_line_not_json, integer_tags_without_names,
     tag_outside_fixed_labels, empty_file, no_train_split, data_files_name_a_missing_file, not_utf8,
-    prefixed_tag_in_plain_data,
+    prefixed_tag_in_plain_data, zero_or_o_for_the_o_tag, one_type_written_several_ways, json_nested_too_deeply,
+    json_lone_surrogate,
 ]  # fmt: skip
 CONFIG_ERRORS: list[Case] = [
     data_path_missing, unknown_scheme, slow_tokenizer, model_folder_without_tokenizer,
@@ -275,8 +309,8 @@ def test_bad_input_stops_early_with_where_and_what_to_do(
     if case in AFTER_ENCODING:  # only a complete cache entry, never a .partial one
         assert written and all(p.is_relative_to(cache) and ".partial" not in str(p) for p in written), written
         assert (next(cache.iterdir()) / "meta.json").exists()
-    else:
-        assert not written, f"left behind: {sorted(map(str, written))}"
+    else:  # the cache folder may stay, empty: it is shared, another run may be filling it
+        assert not written - {cache} and not any(cache.glob("*")), f"left behind: {sorted(map(str, written))}"
 
 
 def test_unknown_config_name_lists_the_options() -> None:
@@ -285,6 +319,63 @@ def test_unknown_config_name_lists_the_options() -> None:
     message = str(raised.value)
     assert "Could not find 'data/conll'" in message and "Available options in 'data'" in message
     assert all(name in message for name in ("books", "conll2003", "wikiann"))
+
+
+# ---- suspicious data: it trains, and each run says what is odd, with counts
+
+
+def test_repaired_transitions_and_types_never_trained_are_warned_with_counts(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Invalid transitions are repaired as seqeval reads them, and a type that only validation or test has cannot
+    be learnt: both train (the scores are honest), and both are said on every run, the one that reads the cache too."""
+    from lit_ner.data import NerDataModule
+
+    repaired = "mary I-AUTHOR\nsmith I-AUTHOR\n\nalan O\nwalker I-AUTHOR\n\n"  # an I- opening each entity
+    write(tmp_path / "data" / "train.txt", sentences(3) + repaired)
+    write(tmp_path / "data" / "dev.txt", sentences(2) + "paris B-CITY\n\n")
+    write(tmp_path / "data" / "test.txt", sentences(2) + "paris B-CITY\nberlin B-CITY\n\nlondon B-PLACE\n\n")
+    for run in ("reads the data", "reads the cache"):
+        caplog.clear()
+        data = NerDataModule(str(tiny_model), path=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"),
+                             max_length=32)  # fmt: skip
+        with caplog.at_level("WARNING"):
+            data.prepare_data()
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(
+            "split 'train': 2 invalid IOB2 transitions (first: sentence 3, word 0: 'O' -> 'I-AUTHOR'; sentence 4, "
+            "word 1: 'O' -> 'I-AUTHOR') repaired" in m for m in said
+        ), (run, said)
+        assert any("entity types never in train: CITY (validation 1, test 2), PLACE (test 1)" in m for m in said), said
+        assert "B-CITY" in data.labels  # trained (and scored) all the same
+
+
+# ---- predict: its input is read before the model, and bad input is one line
+
+
+@pytest.mark.parametrize(
+    "name, content, more, says",
+    [
+        ("deep.jsonl", '{"text": "fine"}\n{"text": ' + "[" * 100_000 + "\n", [], ["line 2: JSON nested too deeply"]),
+        ("half.jsonl", '{"text": "fine"}\n{"text": "half \\udc00 a pair"}\n', [], ["line 2: '\\udc00' is a lone"]),
+        ("tasks.json", '[{"data": {"text": "fine"}},\n' + "[" * 100_000 + "]" * 100_000 + "]", ["format=label-studio"],
+         ["tasks.json:2: JSON nested too deeply"]),
+        ("tasks.json", '[{"data": {"text": "half \\ud800"}}]', ["format=label-studio"], ["tasks.json:1: '\\ud800'"]),
+        (None, None, ["text=bytes \udcff not UTF-8"], ["text=: '\\udcff' is a lone surrogate"]),  # as argv decodes them
+    ],
+    ids=["deep-jsonl", "surrogate-jsonl", "deep-tasks", "surrogate-tasks", "surrogate-text"],
+)
+def test_predict_bad_input_stops_with_one_line(
+    name: str | None, content: str | None, more: list[str], says: list[str], tiny_model: Path, tmp_path: Path, capsys
+) -> None:
+    from lit_ner.predict import main
+
+    given = [f"input={write(tmp_path / name, content)}"] if name else []
+    with pytest.raises(SystemExit) as stop:
+        main([f"model={tiny_model}", *given, *more])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith("lit_ner: error: "), err
+    assert all(fragment in err for fragment in says), err
 
 
 # ---- through the command line: one line for the user, exit status 2, no traceback
@@ -313,7 +404,7 @@ def test_cli_data_error_is_one_line_naming_file_and_line(tiny_model: Path, tmp_p
     )  # fmt: skip
     line = one_error_line(done)
     assert all(fragment in line for fragment in fragments), line
-    assert not (tmp_path / "cache").exists()
+    assert not any((tmp_path / "cache").glob("*"))
     assert {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}  # Hydra's record of the run, nothing else
 
 
@@ -402,7 +493,7 @@ def test_cli_unreachable_hub_says_to_set_data_path(tmp_path: Path) -> None:
     )  # fmt: skip
     line = one_error_line(done)
     assert "Hub is unreachable for dataset unimelb-nlp/wikiann" in line and "data.path=/path/to/wikiann" in line, line
-    assert not (tmp_path / "cache").exists()
+    assert not any((tmp_path / "cache").glob("*"))
 
 
 # ---- offline: HF_HUB_OFFLINE=1 (conftest) means no connection is even attempted

@@ -11,7 +11,7 @@ from lit_ner.data import NerDataModule
 from lit_ner.data.align import IGNORE
 from lit_ner.data.batching import BucketBatchSampler, SeededPermutation, SortedBatchSampler, pack
 from lit_ner.data.encode import encode_batch, load_tokenizer
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, DataError
 from lit_ner.inspect import describe
 
 
@@ -274,9 +274,26 @@ def test_the_cache_writes_each_split_once(
     monkeypatch.undo()
     cached = sorted(dm.cache_path.rglob("*.arrow"))
     assert len(cached) == 6 and len(written) == 6  # words and encoded rows of three splits, each written once
-    assert not list(dm.cache_path.parent.glob(f"{dm.cache_path.name}.*"))  # no scratch or partial folder left
+    assert not list(dm.cache_path.parent.glob(f".*{dm.cache_path.name}"))  # no scratch or partial folder left
     words = dm.cached_words()
     first = [line.split()[0] for line in (conll_folder / "train.txt").read_text().split("\n\n")[0].splitlines()]
     assert words["train"][0]["tokens"] == first and len(words["train"]) == 23
     dm.setup("fit")
     assert dm.meta["splits"]["train"]["rows"] == len(dm.datasets["train"]) > len(words["train"])  # a sentence in windows
+
+
+def test_a_nested_source_keeps_a_type_only_ever_inside_another(tiny_model: Path, tmp_path: Path) -> None:
+    """A type that never reaches the outermost tags (here LOC, always inside an ORG) is still a label, a span head's
+    class, and counted by inspect; a fixed data.labels without it stops, naming it."""
+    folder = tmp_path / "nested"
+    folder.mkdir()
+    record = {"tokens": ["london", "university", "said"],
+              "entities": [{"start": 0, "end": 2, "type": "ORG"}, {"start": 0, "end": 1, "type": "LOC"}]}  # fmt: skip
+    for split in ("train", "dev"):
+        (folder / f"{split}.jsonl").write_text(json.dumps(record) + "\n" + json.dumps(record) + "\n")
+    dm = make(tiny_model, folder, tmp_path)
+    dm.prepare_data()
+    assert dm.labels == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+    assert "entities  LOC 2  ORG 2  (all 4, 2 inside another: head=span reads them)" in describe(dm)
+    with pytest.raises(DataError, match=r"entities of types \['LOC'\] are not in data.labels"):
+        make(tiny_model, folder, tmp_path / "other", labels=["O", "B-ORG", "I-ORG"]).prepare_data()

@@ -195,3 +195,31 @@ def test_the_widest_span_comes_from_the_data_and_a_narrower_one_names_what_it_mi
     with pytest.raises(ConfigError, match="model.head: .*width"):
         build_head({"name": "span", "width": 3}, IOB2)
     assert set(HEADS) == {"token", "crf", "span"}
+
+
+def test_a_span_head_reads_the_spans_of_training_in_every_reader(datamodule: NerDataModule, monkeypatch) -> None:
+    """The spans a span head learns from (a training batch's encoded rows) are the spans every reader gives its
+    graph (lit_ner.inference's rows): the same first and last sub-tokens and widths, in the same order."""
+    from lit_ner.data.encode import encode_rows
+
+    head = build_head({"name": "span", "max_width": 4, "nested": False}, datamodule.labels)
+    head.attach(type("Config", (), {"hidden_size": 4})())
+    split, words = datamodule.datasets["validation"], datamodule.cached_words()["validation"]
+    rows = [split[i] for i in range(8)]
+    assert all(r["window"] == 0 for r in rows)
+    seen = {}
+    monkeypatch.setattr(head, "span_logits", lambda hidden, *spans: seen.setdefault("spans", spans)
+                        and torch.zeros((*spans[0].shape, len(head.types) + 1)))  # fmt: skip
+    batch = datamodule.collate(rows)
+    head._batch_spans(torch.zeros((*batch["input_ids"].shape, 4)), batch)
+    hp = datamodule.hparams
+    encoded = encode_rows(datamodule.tokenizer, [words[r["sentence"]]["tokens"] for r in rows], hp.max_length,
+                          hp.window_context)  # fmt: skip
+    inputs = head.batch_inputs([row for _, row in encoded], datamodule.tokenizer.pad_token_id)
+    for k, name in enumerate(("span_starts", "span_ends", "span_widths")):
+        trained, read = seen["spans"][k], inputs[name]
+        for n in range(len(rows)):
+            count = int((inputs["span_widths"][n] > 0).sum())
+            assert trained[n, :count].tolist() == read[n, :count].tolist(), name
+    one_word = inputs["span_widths"] == 1
+    assert (inputs["span_ends"] > inputs["span_starts"])[one_word].any()  # a word of several sub-tokens ends later

@@ -45,7 +45,7 @@ else:  # while epoch `at`'s last.ckpt is written: half of it on disk ("write"), 
     def slow_save(obj, f, *args, **kwargs):
         name = str(getattr(f, "name", ""))
         epochs[name] = obj.get("epoch") if isinstance(obj, dict) else None
-        if point == "write" and name.endswith("last.ckpt.partial") and epochs[name] == at:
+        if point == "write" and ".partial-" in name and name.endswith(".last.ckpt") and epochs[name] == at:
             buffer = io.BytesIO()
             save(obj, buffer, *args, **kwargs)
             f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
@@ -128,10 +128,11 @@ def test_killed_three_times_then_resumed_matches_an_uninterrupted_run(
     run_and_kill(overrides(tiny_model, tmp_path, run), tmp_path, "step", steps_per_epoch + 2)
     assert load(last)["epoch"] == 0
 
-    # 2. halfway through writing epoch 1's last.ckpt: the old file is untouched, the half-written one is aside
+    # 2. halfway through writing epoch 1's last.ckpt: the old file is untouched, the half-written one is aside (and
+    # the next save, by a process that is alive, removes it)
     run_and_kill(overrides(tiny_model, tmp_path, tmp_path / "resume1") + [f"ckpt_path={run}"], tmp_path, "write", 1)
     assert load(last)["epoch"] == 0
-    partial = last.with_name("last.ckpt.partial")
+    (partial,) = last.parent.glob(".partial-*.last.ckpt")
     assert 0 < partial.stat().st_size < last.stat().st_size * 0.6
     with pytest.raises(Exception):
         load(partial)
@@ -148,7 +149,7 @@ def test_killed_three_times_then_resumed_matches_an_uninterrupted_run(
 
 
 def assert_same_weights(reference: Path, run: Path) -> None:
-    assert not list(run.rglob("*.partial"))
+    assert not list(run.rglob("*partial*"))
     for name in ("last.ckpt", "best.ckpt"):
         expected, got = load(reference / "checkpoints" / name), load(run / "checkpoints" / name)
         assert (got["epoch"], got["global_step"]) == (expected["epoch"], expected["global_step"])
@@ -255,7 +256,7 @@ def test_a_disk_that_fills_during_training_stops_the_run_with_its_checkpoints_in
     monkeypatch.undo()
     assert load(run / "checkpoints" / "last.ckpt")["epoch"] == 0
     assert load(run / "checkpoints" / "best.ckpt")["epoch"] == 0
-    assert not list(run.rglob("*.partial")) and not (run / "model").exists()
+    assert not list(run.rglob("*partial*")) and not (run / "model").exists()
 
 
 def test_the_trainer_writes_atomically_and_loads_weights_only(tiny_model: Path, tmp_path: Path, make_cfg) -> None:

@@ -1,6 +1,7 @@
 """lit_ner's layers, read from every module's imports (those inside functions too): no module imports one that
 imports it back, however far round; the data side imports nothing from the model side; no command imports another;
-and every reader opens models through lit_ner.models (no other module loads transformers weights)."""
+every reader opens models through lit_ner.models (no other module loads transformers weights); and every file
+lit_ner writes is written through lit_ner.files."""
 
 import ast
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lit_ner"
 COMMANDS = {"lit_ner.train", "lit_ner.evaluate", "lit_ner.predict", "lit_ner.serve", "lit_ner.inspect",
             "lit_ner.export_onnx", "lit_ner.push"}  # fmt: skip
-BELOW_ALL = {"lit_ner", "lit_ner.errors", "lit_ner.locations"}  # what any layer may import
+BELOW_ALL = {"lit_ner", "lit_ner.errors", "lit_ner.locations", "lit_ner.files"}  # what any layer may import
 
 
 def module_name(path: Path) -> str:
@@ -86,3 +87,36 @@ def test_models_are_opened_in_one_place() -> None:
                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                if isinstance(node, ast.Call) and loads_weights(node)}  # fmt: skip
     assert "lit_ner.models" in loaders and loaders <= allowed, sorted(loaders - allowed)
+
+
+def test_every_file_is_written_through_lit_ner_files() -> None:
+    """One way to write (lit_ner.files: a temporary name beside the target, flushed to disk, renamed in one step).
+    Elsewhere a write (open for writing, write_text / write_bytes, os.replace / os.rename / Path.rename, shutil.move)
+    stands only inside `with files.replaced(...)`, whose whole folder is flushed and renamed in when the block ends."""
+
+    def call_name(call: ast.Call) -> str:
+        func = call.func
+        if isinstance(func, ast.Attribute):
+            owner = func.value.id if isinstance(func.value, ast.Name) else ""
+            return f"{owner}.{func.attr}" if owner in ("os", "shutil", "files") else f".{func.attr}"
+        return func.id if isinstance(func, ast.Name) else ""
+
+    def writes(call: ast.Call) -> bool:
+        name = call_name(call)
+        if name == "open":
+            modes = [*call.args[1:2], *(k.value for k in call.keywords if k.arg == "mode")]
+            return any(isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+") for mode in modes)
+        return name in (".write_text", ".write_bytes", "os.replace", "os.rename", ".rename", "shutil.move")
+
+    def unguarded(node: ast.AST, guarded: bool = False) -> list[int]:
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call) and call_name(item.context_expr) in ("files.replaced", "replaced")
+            for item in node.items
+        ):
+            guarded = True
+        found = [node.lineno] if isinstance(node, ast.Call) and writes(node) and not guarded else []
+        return found + [line for child in ast.iter_child_nodes(node) for line in unguarded(child, guarded)]
+
+    found = {name: lines for name, path in MODULES.items() if name != "lit_ner.files"
+             if (lines := unguarded(ast.parse(path.read_text(encoding="utf-8"))))}  # fmt: skip
+    assert found == {}, found

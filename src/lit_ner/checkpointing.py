@@ -2,7 +2,6 @@
 kill at any moment leaves the old checkpoint or the new one), safe reads (`weights_only`, checked before any work),
 and the resume rules (what a resumed run must share with the checkpoint)."""
 
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from lit_ner import files
 from lit_ner.errors import ConfigError, space_for
 from lit_ner.module import TRAINER_KEY
 
@@ -29,27 +29,14 @@ def tensor_bytes(tree: Any) -> int:
 
 
 def atomic_save(checkpoint: dict[str, Any], path: Path) -> None:
-    """`torch.save` to `<name>.partial` in the same folder, fsync, then `os.replace`: the rename is atomic
-    only within one file system, hence the same folder. A leftover `.partial` (a killed write) is overwritten
-    by the next save and never read. A full disk stops the run with the size the checkpoint needs; the previous
-    checkpoint stays as it was and no `.partial` is left."""
-    partial = path.with_name(path.name + ".partial")
+    """`torch.save` under a temporary name in the same folder, flushed to disk, then renamed over `path`
+    (`lit_ner.files.replaced`): the rename is atomic only within one file system, hence the same folder. What a
+    killed write leaves is removed by the next save. A full disk stops the run with the size the checkpoint needs;
+    the previous checkpoint stays as it was and nothing half-written is left."""
     then = f"resume with ckpt_path={path.parent.parent if path.parent.name == 'checkpoints' else path}"
     with space_for(f"the checkpoint {path.name}", path.parent, tensor_bytes(checkpoint), then):
-        try:
-            with open(partial, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # and the rename itself survives a power cut
-    finally:
-        os.close(folder)
+        with files.writing(path, "wb") as f:
+            torch.save(checkpoint, f)
 
 
 def saved_step(path: str | Path) -> int | None:

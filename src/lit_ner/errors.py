@@ -33,9 +33,9 @@ def gigabytes(size: float) -> str:
 
 
 @contextmanager
-def space_for(what: str, folder: Path, needed: int, then: str) -> Iterator[None]:
-    """Around a write of about `needed` bytes into `folder`: a full disk or quota (ENOSPC, EDQUOT) becomes one
-    RunError that names the folder, the size and `then`, what to do once there is room."""
+def space_for(what: str, folder: Path, needed: int | None, then: str) -> Iterator[None]:
+    """Around a write of about `needed` bytes (None: not known beforehand) into `folder`: a full disk or quota
+    (ENOSPC, EDQUOT) becomes one RunError that names the folder, the size and `then`, what to do once there is room."""
     try:
         yield
     except OSError as err:
@@ -46,9 +46,10 @@ def space_for(what: str, folder: Path, needed: int, then: str) -> Iterator[None]
             free = f"{gigabytes(shutil.disk_usage(folder).free)} free there now"
         except OSError:
             free = "free space unknown"
+        size = "" if needed is None else f"it needs about {gigabytes(needed)}, "
         raise RunError(
-            f"no space left on the disk to write {what} in {folder} ({err.strerror or err}): it needs about "
-            f"{gigabytes(needed)}, {free}. Free some space, then {then}"
+            f"no space left on the disk to write {what} in {folder} ({err.strerror or err}): {size}{free}. Free some "
+            f"space, then {then}"
         ) from err
 
 

@@ -14,6 +14,7 @@ import lightning as L
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 
+from lit_ner import files
 from lit_ner.analysis import bootstrap_f1, confusion, error_kinds, error_records, semeval_scores, worst_sentences
 from lit_ner.app import CONFIG_PATH, build
 from lit_ner.cli import CallableModule, check_config, compose_run, hydra_refusals_reported, model_argument
@@ -37,7 +38,7 @@ BUG = "a lit_ner defect, not your input: please report it with this message"
 def write_conll(path: Path, tokens: list[list[str]], gold: list[list[str]], pred: list[list[str]]) -> None:
     """conlleval's input: one `word gold predicted` line per word, a blank line after each sentence."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with files.writing(path) as f:
         for sentence_words, sentence_gold, sentence_pred in zip(tokens, gold, pred):
             for word, g, p in zip(sentence_words, sentence_gold, sentence_pred):
                 f.write(f"{'_'.join(word.split()) or '_'} {g} {p}\n")  # a space inside a word would add a column
@@ -131,13 +132,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     markdown = markdown_report(report)
     title = f"{'/'.join(Path(name).parts[-2:])}: {cfg.split}, {len(gold)} sentences"
     figure = plot_confusion(counts, overlaps, [*types, NONE], title)
-    figure.savefig(report["files"]["confusion"], dpi=120)
+    save_figure(figure, Path(report["files"]["confusion"]))
     with SummaryWriter(report["files"]["tensorboard"]) as writer:
         writer.add_figure(f"{cfg.split}/confusion_matrix", figure)
         writer.add_text(f"{cfg.split}/report", markdown)
-    (out / "report.md").write_text(markdown, encoding="utf-8")
-    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    (out / "report.html").write_text(render_report(report, records), encoding="utf-8")
+    files.write_text(out / "report.md", markdown)
+    files.write_text(out / "report.json", json.dumps(report, indent=1))
+    files.write_text(out / "report.html", render_report(report, records))
     print(markdown)
     return report
 
@@ -182,9 +183,9 @@ def calibrate(cfg: DictConfig, tagger: Tagger, datamodule: Any, evaluated: tuple
     validation = datamodule.cached_words()["validation"]
     read = evaluated[1] if cfg.split == "validation" else tagger.read(validation["tokens"], documents_of(validation))
     report, diagram, curves = calibration_report((gold_entities(validation), read), evaluated, tagger.head.types)
-    diagram.savefig(out / CALIBRATION_FILES["reliability"], dpi=120)
-    curves.savefig(out / CALIBRATION_FILES["pr_curves"], dpi=120)
-    (out / CALIBRATION_FILES["pr_curves_json"]).write_text(json.dumps(report.pop("pr_curves")), encoding="utf-8")
+    save_figure(diagram, out / CALIBRATION_FILES["reliability"])
+    save_figure(curves, out / CALIBRATION_FILES["pr_curves"])
+    files.write_text(out / CALIBRATION_FILES["pr_curves_json"], json.dumps(report.pop("pr_curves")))
     report["fitted_on"] = "validation" + (" (the evaluated split itself)" if cfg.split == "validation" else "")
     if cfg.get("save_thresholds"):
         report["saved_to"] = str(save_calibration(name, report["temperature"], report["thresholds"]))
@@ -193,20 +194,24 @@ def calibrate(cfg: DictConfig, tagger: Tagger, datamodule: Any, evaluated: tuple
 
 def save_calibration(name: str, temperature: float, thresholds: dict[str, dict[str, float]]) -> Path:
     """Store the temperature and the thresholds in an export's config.json (`lit_ner_calibration`), where predict,
-    the service and evaluate read them; written beside it and renamed, so a failure leaves the old file whole."""
+    the service and evaluate read them; written whole (lit_ner.files), so a failure leaves the old file as it was."""
     config = Path(name).expanduser() / "config.json"
     data = json.loads(config.read_text(encoding="utf-8"))
     data["lit_ner_calibration"] = {"temperature": temperature,
                                    "thresholds": {t: best["threshold"] for t, best in thresholds.items()}}  # fmt: skip
-    partial = config.with_name(".config.json.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    partial.replace(config)
+    files.write_text(config, json.dumps(data, indent=2) + "\n")
     return config
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with files.writing(path) as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A PNG written whole (lit_ner.files)."""
+    with files.writing(path, "wb") as f:
+        figure.savefig(f, format="png", dpi=120)
 
 
 def run(*overrides: str) -> dict[str, Any]:

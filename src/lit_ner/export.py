@@ -2,7 +2,7 @@
 head and the calibration lit_ner records), tokenizer, model card; a span head's own weights beside them."""
 
 import json
-import shutil
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 
 import lit_ner
 
+from lit_ner import files
 from lit_ner.data.reading import Reading
 from lit_ner.errors import space_for
 from lit_ner.module import NerModule
@@ -43,6 +44,28 @@ def card_metadata(module: NerModule, data: Mapping[str, Any], scores: Mapping[st
     return metadata.to_yaml()
 
 
+# a path of the machine that trained the model, inside a command line: absolute or home-relative, up to a separator
+_LOCAL_PATH = re.compile(r"(?<![\w.:/~-])~?/[^\s,\]}'\"]*")
+
+
+def local_names(value: Any) -> Any:
+    """`value` (a string, or lists and dicts of them) with each local path (absolute, home-relative or an existing
+    file or folder) as its last part: the card travels to the Hub, and names files, not where they sat."""
+    if isinstance(value, Mapping):
+        return {k: local_names(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [local_names(v) for v in value]
+    if isinstance(value, str) and value.strip() and (value.startswith(("/", "~")) or Path(value).exists()):
+        return Path(value).name or value
+    return value
+
+
+def shown_command(command: str) -> str:
+    """The command line for the card: the cache folder left out, local paths by their names (`local_names`)."""
+    command = re.sub(r"\s*\S*cache_dir=\S*", "", command)
+    return _LOCAL_PATH.sub(lambda path: Path(path[0]).name or path[0], command)
+
+
 def model_card(
     module: NerModule,
     data: Mapping[str, Any],
@@ -51,9 +74,11 @@ def model_card(
     name: str = "model",
     command: str | None = None,
 ) -> str:
-    hp = dict(module.hparams)
+    hp = local_names(dict(module.hparams))
+    data = local_names({k: v for k, v in data.items() if k != "cache_dir"})
     source = data.get("path") or data.get("hub_name") or f"built-in {data.get('synthetic')} corpus ({data.get('synthetic_size')} sentences)"
     test_rows = entity_rows(scores, "test")
+    trained = f"`{shown_command(command)}`" if command else "`lit_ner.train` (in-process)"
     lines = [
         "---",
         card_metadata(module, data, scores, name),
@@ -64,7 +89,7 @@ def model_card(
         f"- **Tag scheme:** source data `{meta.get('scheme')}`, trained as `{meta.get('train_scheme')}`; "
         f"labels: {', '.join(module.labels)}",
         "- **Splits:** " + ", ".join(f"{k} {v['sentences']} sentences" for k, v in meta.get("splits", {}).items()),
-        f"- **Trained with:** `{command}`" if command else "- **Trained with:** `lit_ner.train` (in-process)",
+        f"- **Trained with:** {trained}",
         "",
         "## Hyper-parameters",
         "",
@@ -121,21 +146,14 @@ def export_model(
     module.model.config.update(labels)  # a span head's encoder has no classifier, but its export names the labels
     if calibration:  # the temperature fitted on validation (lit_ner.inference.Calibration)
         module.model.config.lit_ner_calibration = dict(calibration)
-    # written whole beside the folder, then renamed into place: a full disk or a kill leaves no half export
-    partial = folder.with_name(folder.name + ".partial")
+    # written whole beside the folder, then swapped with the old one in one step (lit_ner.files.replaced): at every
+    # moment, a kill or a full disk included, the folder holds a whole model, the old one or the new one
     needed = sum(p.numel() * p.element_size() for p in module.model.state_dict().values())
     then = f"run again with ckpt_path={folder.parent}: a finished run only tests and exports."
-    with space_for("the exported model", folder.parent, needed, then):
-        try:
-            shutil.rmtree(partial, ignore_errors=True)
-            module.model.save_pretrained(partial, safe_serialization=True)
-            module.head.save(partial)
-            tokenizer.save_pretrained(partial)
-            card = model_card(module, data, scores, meta, name or folder.parent.name, command)
-            (partial / "README.md").write_text(card, encoding="utf-8")
-            if folder.exists():  # the same run exported before (a resumed run exports again)
-                shutil.rmtree(folder)
-            partial.rename(folder)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+    with space_for("the exported model", folder.parent, needed, then), files.replaced(folder) as partial:
+        module.model.save_pretrained(partial, safe_serialization=True)
+        module.head.save(partial)
+        tokenizer.save_pretrained(partial)
+        card = model_card(module, data, scores, meta, name or folder.parent.name, command)
+        (partial / "README.md").write_text(card, encoding="utf-8")
     return folder

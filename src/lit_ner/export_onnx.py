@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lit_ner import files
 from lit_ner.data.encode import encode_rows
 from lit_ner.errors import ConfigError, key_values, needs_extra, reported
 from lit_ner.models import EXPORTED, inspect_model, open_model
@@ -41,7 +42,7 @@ AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch",
 
 def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     """Write `<folder>/onnx/model.onnx` (and with quantize=int8 `model_int8.onnx`); returns the file asked for.
-    Each file is written under another name and renamed into place: whole or absent."""
+    Each file is written under another name and renamed into place (lit_ner.files): whole or absent."""
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -59,27 +60,25 @@ def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     example = head.batch_inputs([row for _, row in rows], opened.tokenizer.pad_token_id or 0)
     fp32 = onnx_path(folder, None)
     fp32.parent.mkdir(exist_ok=True)
-    partial = fp32.with_name("partial-" + fp32.name)
-    torch.onnx.export(
-        graph, tuple(example[name] for name in head.inputs), str(partial), input_names=list(head.inputs),
-        output_names=list(head.outputs), dynamic_axes={name: AXES[name] for name in (*head.inputs, *head.outputs)},
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
-    partial.replace(fp32)
+    with files.replaced(fp32) as partial:
+        torch.onnx.export(
+            graph, tuple(example[name] for name in head.inputs), str(partial), input_names=list(head.inputs),
+            output_names=list(head.outputs), dynamic_axes={name: AXES[name] for name in (*head.inputs, *head.outputs)},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
     if quantize == "int8":
         ratios = input_spreads(graph.model, opened.tokenizer)
         kept = sorted(name for name, ratio in ratios.items() if ratio > OUTLIER_RATIO)
         missing = set(kept) - {node.name for node in onnx.load(str(fp32), load_external_data=False).graph.node}
         if missing:  # the exporter named the nodes otherwise: say so rather than quantize what should stay fp32
             raise RuntimeError(f"no ONNX nodes {sorted(missing)} in {fp32}: a lit_ner defect, please report it")
-        partial = target.with_name("partial-" + target.name)
         # the matrix products only: they are the time; quantizing the embedding lookups (Gather) saves memory, not
         # time, and costs F1 (MiniLM on CoNLL-2003: -1.3 points with them; docs/benchmarks.md)
-        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=kept)  # fmt: skip
-        partial.replace(target)
+        with files.replaced(target) as partial:
+            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                             nodes_to_exclude=kept)  # fmt: skip
         record = {"kept_fp32": kept, "outlier_ratio": OUTLIER_RATIO, "input_range_per_std": ratios}
-        (target.parent / "quantization.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        files.write_text(target.parent / "quantization.json", json.dumps(record, indent=1))
     return target
 
 

@@ -237,20 +237,22 @@ class NerModule(L.LightningModule):
             if isinstance(m, nn.LayerNorm) or "norm" in type(m).__name__.lower()
             for p in m.parameters(recurse=False)
         }
-        groups: dict[tuple[int, bool], dict[str, Any]] = {}
-        # the head's own parameters (a CRF's transitions, a span classifier) learn as the classifier does: depth 0
+        groups: dict[tuple[int, bool, bool], dict[str, Any]] = {}
+        # the head's own parameters (a CRF's transitions, a span classifier) learn at lr * its lr_scale
+        own = {id(p) for p in self.head.parameters()}
         for name, p in (*self.model.named_parameters(), *self.head.named_parameters()):
             if not p.requires_grad:
                 continue
-            depth = depth_of.get(id(p), 0)
+            depth, mine = depth_of.get(id(p), 0), id(p) in own
             decay = not (name.endswith("bias") or id(p) in no_decay_ids)
             group = groups.setdefault(
-                (depth, decay),
+                (depth, decay, mine),
                 {
                     "params": [],
                     "weight_decay": hp.weight_decay if decay else 0.0,
-                    "lr": hp.lr * hp.layer_lr_decay**depth,
-                    "name": group_name(depth, len(layers)) + ("" if decay else "_no_decay"),
+                    "lr": hp.lr * (self.head.lr_scale if mine else hp.layer_lr_decay**depth),
+                    "name": (f"{self.head.name}_head" if mine else group_name(depth, len(layers)))
+                    + ("" if decay else "_no_decay"),
                 },
             )
             group["params"].append(p)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lit_ner.data.formats import conll_lines
+from lit_ner import files
+from lit_ner.data.formats import conll_lines, parse_json, text_checked
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
@@ -85,12 +86,15 @@ def read_documents(path: Path) -> list[dict[str, Any]]:
             text = line.decode("utf-8-sig" if line_number == 1 else "utf-8")  # a byte-order mark may open the file
             if json_lines and not text.strip():
                 continue
-            record = json.loads(text) if json_lines else {"text": text}
+            # strict UTF-8 decoding leaves no lone surrogate in plain text; a JSON escape can make one (parse_json)
+            record = parse_json(text, f"input={path}, line {line_number}") if json_lines else {"text": text}
             fields = record if isinstance(record, dict) else {}
             tokens = fields.get("tokens")
             words_ok = isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)
             if not (words_ok or (tokens is None and isinstance(fields.get("text"), str))):
                 raise ValueError('expected a JSON object with a "text" string or a "tokens" list of strings')
+        except DataError:
+            raise
         except ValueError as err:  # undecodable bytes and bad JSON are ValueErrors too
             raise DataError(f"input={path}, line {line_number}: {err}") from None
         records.append(record)
@@ -114,15 +118,12 @@ def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
     return "".join(line + "\n" for line in out)
 
 
-def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
-    """The input's tasks with the model's entities: Label Studio tasks, each with a `predictions` entry (its
+def pre_annotations(predictor: NerPredictor, tasks: list[Any], args: dict[str, str]) -> str:
+    """The tasks (`read_tasks`) with the model's entities: Label Studio tasks, each with a `predictions` entry (its
     `model_version` the export's run and date, its `score` the model's confidence: lower is more worth labelling),
     or doccano JSON lines; with sort=uncertainty the least sure first."""
-    from lit_ner.data.preannotations import (
-        doccano_records, label_studio_predictions, read_tasks, sort_by_uncertainty, task_score,
-    )
+    from lit_ner.data.preannotations import doccano_records, label_studio_predictions, sort_by_uncertainty, task_score
 
-    tasks = read_tasks(Path(args["input"]), args.get("text_field"))
     read = predictor.texts([task.text for task in tasks], progress=True)
     found = [entities for entities, _ in read]
     confidences = [decoded.confidence for _, decoded in read]
@@ -138,17 +139,13 @@ def pre_annotations(predictor: NerPredictor, args: dict[str, str]) -> str:
 
 
 def write_text(text: str, output: str | None) -> None:
-    """To standard output, or to a file written under a temporary name first: an error leaves no partial output."""
+    """To standard output, or to a file written whole (lit_ner.files): an error leaves the old file as it was."""
     if output is None:
         sys.stdout.write(text)
         return
-    path = Path(output)
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        files.write_text(Path(output), text)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise ConfigError(f"output={output}: cannot write it ({err.strerror})") from None
 
 
@@ -168,9 +165,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "sort" in args and (args["sort"] != "uncertainty" or args.get("format") not in TASK_FORMATS):
             raise ConfigError(f"sort={args['sort']}: sort=uncertainty orders label-studio or doccano tasks")
         conll = "input" in args and (args.get("format") == "conll" or Path(args["input"]).suffix == ".conll")
-        tasks = args.get("format") in TASK_FORMATS
-        records = [{"text": args["text"]}] if "text" in args else []
-        if not (conll or tasks or records):
+        annotating = args.get("format") in TASK_FORMATS
+        # the input is read before the model is: bad input stops before any work
+        records = [text_checked({"text": args["text"]}, "text=")] if "text" in args else []
+        if annotating:
+            from lit_ner.data.preannotations import read_tasks
+
+            tasks = read_tasks(Path(args["input"]), args.get("text_field"))
+        elif not (conll or records):
             records = read_documents(Path(args["input"]))
         predictor = NerPredictor.from_pretrained(
             args["model"], args.get("aggregation", "first"), whole_number(args, "max_length"),
@@ -179,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             parse_thresholds(args.get("min_score")),
         )  # fmt: skip
         progress = "input" in args
-        if tasks:  # tasks of an annotation tool, written back with the predictions
-            write_text(pre_annotations(predictor, args), args.get("output"))
+        if annotating:  # tasks of an annotation tool, written back with the predictions
+            write_text(pre_annotations(predictor, tasks, args), args.get("output"))
             return
         if conll:  # CoNLL in, CoNLL out: the same columns plus the predicted tag
             write_text(tag_conll(predictor, Path(args["input"]), progress), args.get("output"))

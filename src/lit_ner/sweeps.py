@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
+from lit_ner import files
 from lit_ner.errors import REPORTED
 
 log = logging.getLogger("lit_ner")
@@ -27,7 +28,7 @@ def record_failed_run(run_dir: str, err: Exception) -> None:
         log.exception("run failed; the sweep goes on")
     failed = {"status": f"failed: {type(err).__name__}: {err}"[:300], "best": None, "scores": {}}
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    (Path(run_dir) / "metrics.json").write_text(json.dumps(failed, indent=1), encoding="utf-8")
+    files.write_text(Path(run_dir) / "metrics.json", json.dumps(failed, indent=1))
 
 
 class SweepSummary(HydraCallback):
@@ -60,7 +61,7 @@ class SweepSummary(HydraCallback):
             )
         sign = -1 if config.optimized_mode == "max" else 1
         rows.sort(key=lambda r: math.inf if r["val"] is None else sign * r["val"])
-        with open(sweep_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
+        with files.writing(sweep_dir / "summary.csv", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["run", "overrides", best, "test_f1", "status"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
@@ -69,7 +70,7 @@ class SweepSummary(HydraCallback):
         seeds = seed_table(rows, best, sign) if any(r["settings"] != r["overrides"] for r in rows) else []
         if seeds:
             table += ["", "mean ± sample std over the runs that differ only in `seed` (n: runs with a score):", "", *seeds]
-        (sweep_dir / "summary.md").write_text("\n".join(table) + "\n", encoding="utf-8")
+        files.write_text(sweep_dir / "summary.md", "\n".join(table) + "\n")
         print(f"\nsweep summary ({len(rows)} runs, best first): {sweep_dir / 'summary.md'}\n" + "\n".join(table))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from lit_ner import files
 from lit_ner.app import build
 
 log = logging.getLogger("lit_ner")
@@ -53,7 +54,7 @@ def remember_runs(cfg: DictConfig, loggers: list[Logger], run_dir: Path) -> None
     ids = run_ids(cfg, loggers)
     if ids:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUNS_FILE).write_text(json.dumps(ids, indent=1), encoding="utf-8")
+        files.write_text(run_dir / RUNS_FILE, json.dumps(ids, indent=1))
 
 
 def record_export(loggers: list[Logger], folder: str, upload: bool) -> None:

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from lit_ner import files
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.cli import CallableModule, check_config, compose_run, hydra_refusals_reported, model_argument
 from lit_ner.checkpointing import resume_point, saved_step
@@ -134,7 +135,7 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
             logger.log_hyperparams(flat_params(cfg))
             logger.log_metrics(final, step=trainer.global_step)
         logger.save()
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    files.write_text(run_dir / "metrics.json", json.dumps(result, indent=1))
 
     lines = [f"\nlit_ner finished in {result['seconds']:.0f} s", f"  run folder   {run_dir}"]
     if result["best_checkpoint"]:
@@ -142,7 +143,8 @@ def finish(cfg: DictConfig, trainer: L.Trainer, model: Any, datamodule: Any, res
     if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
         lines.append(f"  tensorboard  tensorboard --logdir {run_dir / 'tensorboard'}")
     if "export" in result:
-        lines.append(f"  model        {result['export']}  (transformers.pipeline / lit_ner.predict)")
+        readers = "transformers.pipeline / lit_ner.predict" if model.head.name == "token" else "lit_ner.predict"
+        lines.append(f"  model        {result['export']}  ({readers})")
     if "hub" in result:
         lines.append(f"  hub          {result['hub']}")
     if best["value"] is not None:

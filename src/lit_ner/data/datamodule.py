@@ -3,8 +3,6 @@
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +26,11 @@ from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.formats import gold_entities
 from lit_ner.data.sources import load_ner_dataset, local_files
 from lit_ner.data.schemes import (
-    SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, scheme_of, split_tag,
+    SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, o_lookalikes, scheme_of, split_tag,
+    type_spellings,
 )
-from lit_ner.errors import ConfigError, DataError
+from lit_ner import files
+from lit_ner.errors import ConfigError, DataError, space_for
 from lit_ner.locations import local_or_hub
 
 log = logging.getLogger(__name__)
@@ -72,17 +72,29 @@ def prepare_tags(
     """Detect the tag scheme, report invalid transitions per split, convert to `train_scheme`, fix the label list.
     Every check reads the splits' counted tag pairs (`transition_counts`, in Arrow): no corpus is read into Python
     whole, and only a split that must be converted, or that holds an error to name, is read sentence by sentence.
-    `scratch`: a folder for the converted splits' Arrow files (the cache moves them in)."""
+    Tags that would train wrong stop here (`check_spellings`); what is only suspicious (transitions repaired, types
+    never trained) is in the report's "warnings", with counts. `scratch`: a folder for the converted splits' Arrow
+    files (the cache moves them in)."""
     pairs = {name: transition_counts(split) for name, split in raw.items()}
     tags = {name: {tag for pair in counted for tag in pair} for name, counted in pairs.items()}
+    if labels is None:  # a list given names every label on purpose
+        check_spellings(raw, pairs, where)
     if scheme == "plain":
         check_plain(raw, tags, where)
     source = scheme_of(sum(pairs.values(), Counter())) if scheme == "auto" else scheme
-    report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}}
+    report: dict[str, Any] = {"scheme": source, "train_scheme": train_scheme, "invalid_transitions": {}, "warnings": []}
     for name, split in raw.items():
         forbidden = forbidden_pairs(pairs[name], source)
         count = sum(pairs[name][pair] for pair in forbidden)
-        report["invalid_transitions"][name] = {"count": count, "examples": first_transitions(split, forbidden)}
+        examples = first_transitions(split, forbidden)
+        report["invalid_transitions"][name] = {"count": count, "examples": examples}
+        if count:  # repaired below, as seqeval (and lit_ner's scores) read them: said, with the first ones
+            shown = "; ".join(f"sentence {n}, word {i}: {a!r} -> {b!r}" for n, i, a, b in examples[:3])
+            report["warnings"].append(
+                f"{where} split '{name}': {count} invalid {source} transition{'s'[:count != 1]} (first: {shown}) "
+                f"repaired on the way to {train_scheme}, read as seqeval reads them (an I- after O or after another "
+                "type opens an entity); if the data means something else there, correct it"
+            )
     converted = DatasetDict()
     for name, split in raw.items():
         # valid tags already in the target scheme convert to themselves: no pass over the split
@@ -94,8 +106,10 @@ def prepare_tags(
                 desc=f"tags {source} -> {train_scheme} ({name})",
                 cache_file_name=str(scratch / f"tags-{name}.arrow") if scratch else None,
             )
-            tags[name] = {tag for pair in transition_counts(split) for tag in pair}
+            pairs[name] = transition_counts(split)
+            tags[name] = {tag for pair in pairs[name] for tag in pair}
         converted[name] = split
+    report["warnings"] += untrained_types(converted, pairs, where)
     fixed = labels
     # a nested source's types, some of which may only ever sit inside another entity (no tag holds them)
     inner = {f"B-{t}" for split in raw.values() for t in entity_types_of(split)}
@@ -109,6 +123,64 @@ def prepare_tags(
             f"{labels}. Add their B- and I- labels, or set data.labels to null to derive the list from the data."
         )
     return converted, labels, report
+
+
+def check_spellings(raw: DatasetDict, pairs: dict[str, Counter], where: str) -> None:
+    """Stop on tags that are one tag typed otherwise (schemes.o_lookalikes, schemes.type_spellings): trained as they
+    are, "0" would be an entity type and "b-per" a type apart from "B-PER". Each is named with how often it occurs and
+    where first; only then is a split read again, to find that."""
+
+    def shown(tag: str) -> str:
+        count = sum(n for counted in pairs.values() for (_, t), n in counted.items() if t == tag)
+        name, at = next((name, found[0]) for name, split in raw.items()
+                        if (found := first_transitions(split, {p for p in pairs[name] if p[1] == tag}, 1)))  # fmt: skip
+        return f"{tag!r} ({count} time{'s'[:count != 1]}, first in split '{name}', sentence {at[0]}, word {at[1]})"
+
+    tags = {tag for counted in pairs.values() for _, tag in counted}
+    if lookalikes := o_lookalikes(tags):
+        raise DataError(
+            f"{where}: {', '.join(map(shown, lookalikes))}: O typed otherwise, each of which would be trained as an "
+            "entity type of its own. Write O there; or, if it is a label, list the labels in data.labels."
+        )
+    if groups := type_spellings(tags):
+        spelt = "; ".join(f"{type_!r} in {', '.join(map(shown, found))}" for type_, found in groups[0].items())
+        more = f" ({len(groups) - 1} more types are written several ways)" if len(groups) > 1 else ""
+        raise DataError(
+            f"{where}: one entity type is written {len(groups[0])} ways, which would be trained as {len(groups[0])} "
+            f"types: {spelt}{more}. Write each tag one way (B-/I- prefix, a hyphen, the type as elsewhere), or "
+            "list them all in data.labels if they are different types."
+        )
+
+
+def untrained_types(splits: DatasetDict, pairs: dict[str, Counter], where: str) -> list[str]:
+    """A warning, with counts, for the entity types of validation or test that train never has: the model cannot
+    learn them (their entities count as missed), which is fine on purpose and most often a typo or a bad split."""
+    if "train" not in splits:
+        return []
+    counts = {name: entity_counts(split, pairs[name]) for name, split in splits.items()}
+    found: dict[str, list[str]] = {}
+    for name, counted in counts.items():
+        for type_ in sorted(set(counted) - set(counts["train"])):
+            found.setdefault(type_, []).append(f"{name} {counted[type_]}")
+    if not found:
+        return []
+    listed = ", ".join(f"{type_} ({', '.join(where_)})" for type_, where_ in sorted(found.items()))
+    return [f"{where}: entity types never in train: {listed}. The model cannot learn them and their entities count "
+            "as missed; correct them if they are typos, else move some of their sentences into train"]  # fmt: skip
+
+
+def entity_counts(split: Dataset, pairs: Counter) -> Counter[str]:
+    """Entities per type: a nested source's own (`entities`, in Arrow), else the B- and S- tags of its counted
+    pairs (tags in IOB2 or IOBES: each entity opens with one)."""
+    if "entities" in split.column_names:
+        types = pc.struct_field(pc.list_flatten(split.data.column("entities")), "type")
+        return Counter({row["values"]: row["counts"] for row in pc.value_counts(types).to_pylist()})
+    counts: Counter[str] = Counter()
+    for (_, tag), n in pairs.items():
+        prefix, type_ = split_tag(tag)
+        if prefix in ("B", "S"):
+            counts[type_] += n
+    return counts
 
 
 def entity_types_of(split: Dataset) -> set[str]:
@@ -179,11 +251,13 @@ def row_lengths(split: Dataset) -> list[int]:
 
 def sentences_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What the heads read of a batch's rows besides tokens and labels (lit_ner.heads.base.segments): whether each
-    continues a sentence (a later window), how many words it scores, and its gold spans (a list a row)."""
+    continues a sentence (a later window), how many words it scores, and, a list a row, its gold spans and the
+    sub-tokens of each of its words."""
     return {
         "continues": torch.tensor([r["window"] > 0 for r in rows]),
         "words": torch.tensor([sum(label != IGNORE for label in r["labels"]) for r in rows]),
         "spans": [r["spans"] for r in rows],
+        "pieces": [r["pieces"] for r in rows],
     }
 
 
@@ -268,16 +342,18 @@ class NerDataModule(L.LightningDataModule):
         self.tokenizer = None
         self._meta: dict[str, Any] | None = None
         self._cache_path: Path | None = None
+        self._hashes = cache.FileHashes(cache.root_of(self.hparams))
 
     # ---- prepare: read, check, encode, cache --------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
-        """Folder of the encoded data: one per (source, its files' sizes and times, tokenizer, encoding options).
-        Worked out once: a file that changes under data.path during the run (a log, predictions) cannot move it."""
+        """Folder of the encoded data: one per (source, its files' content, tokenizer, encoding options). Worked out
+        once: a file that changes under data.path during the run (a log, predictions) cannot move it."""
         if self._cache_path is None:
             hp = self.hparams
-            files = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
-            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, files)
+            read = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
+            digests = [(file, self._hashes.digest(file)) for file in read]
+            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, digests)
         return self._cache_path
 
     def words_from_source(self, scratch: Path | None = None) -> DatasetDict:
@@ -296,19 +372,20 @@ class NerDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         target = self.cache_path
-        if (target / "meta.json").exists():
-            return
-        new = not target.parent.exists()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # the source streams into Arrow files here, and each pass over it writes its own beside them; all of it goes
-        # once the cache is written
-        try:
-            with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.scratch-") as scratch:
-                self._prepare(target, Path(scratch))
-        except Exception:
-            if new:  # bad data leaves nothing behind: not even the cache folder this run made
-                shutil.rmtree(target.parent, ignore_errors=True)
-            raise
+        if not cache.complete(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # the cache folder is shared (sweep jobs, other users of the data): this run removes only what it made,
+            # and what runs of this host that are no longer alive left (a kill leaves its working folder behind)
+            for name in files.remove_leftovers(target.parent):
+                log.info("removed %s, left in the data cache by a run that is gone", target.parent / name)
+            # the source streams into Arrow files in the scratch folder, and each pass over it writes its own beside
+            # them; the cache moves them in, the rest goes with the folder
+            with space_for("the encoded data cache", target.parent, None, cache.THEN):
+                with files.work_folder(target) as scratch:
+                    self._prepare(target, scratch)
+        self._hashes.remember()
+        for warning in self.meta.get("warnings", []):  # each run says it, not only the one that read the data
+            log.warning(warning)
 
     def _prepare(self, target: Path, scratch: Path) -> None:
         words = self.words_from_source(scratch)
@@ -386,7 +463,7 @@ class NerDataModule(L.LightningDataModule):
     def meta(self) -> dict[str, Any]:
         if self._meta is None:
             meta_file = self.cache_path / "meta.json"
-            if not meta_file.exists():
+            if not cache.complete(self.cache_path):
                 raise RuntimeError("call prepare_data() before asking for labels: the data is not encoded yet")
             self._meta = json.loads(meta_file.read_text(encoding="utf-8"))
         return self._meta

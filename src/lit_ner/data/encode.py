@@ -133,7 +133,8 @@ def encode_batch(
     metric's target); all_labels (the training target when `label_all_tokens`); sentence (row in the
     source split); window (0 for a sentence's first row, so `window > 0` means "continues"); spans (the gold
     entities that lie within the row's scored words, as [first, end, id of the type's B- label] in those words:
-    what a span head learns; a nested source's column `entities` gives them, else the tags).
+    what a span head learns; a nested source's column `entities` gives them, else the tags); pieces (the sub-tokens
+    of each scored word in the row: where a span's last word ends).
     With columns `left_context` / `right_context` (words of the neighbouring sentences, see `neighbour_words`), a
     sentence that fits is read between up to `context_tokens` sub-tokens of each, which are IGNORE like a window's.
     """
@@ -141,7 +142,7 @@ def encode_batch(
     context_words = (batch["left_context"], batch["right_context"]) if "left_context" in batch else None
     encoded = encode_rows(tokenizer, batch["tokens"], max_length, context, context_words, context_tokens)
     rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "all_labels": [], "sentence": [], "window": [],
-                                  "spans": []}  # fmt: skip
+                                  "spans": [], "pieces": []}  # fmt: skip
     tag_ids = [[label2id[t] for t in tags] for tags in batch["tags"]]
     if "entities" in batch:
         gold = [[(e["type"], e["start"], e["end"]) for e in sentence] for sentence in batch["entities"]]
@@ -158,6 +159,7 @@ def encode_batch(
         rows["sentence"].append(indices[i])
         first, stop = row.scored.start, row.scored.stop
         rows["spans"].append([[s - first, e - first, label2id[f"B-{t}"]] for t, s, e in gold[i] if first <= s and e <= stop])
+        rows["pieces"].append([row.word_ids.count(word) for word in row.scored])
         rows["window"].append(rows["window"][-1] + 1 if i == previous else 0)
         previous = i
     return rows

@@ -6,6 +6,7 @@ JSON `document` field; else each sentence its own). Which file is which split, a
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ _JSON_SUFFIXES = {".json", ".jsonl"}
 DATA_SUFFIXES = {".txt", ".conll", ".tsv", ".iob", ".bio", ".parquet"} | _JSON_SUFFIXES  # what a data file may end in
 _DEFAULT_TAG_FIELDS = ("tags", "ner_tags")
 _LIST_GAP, _LINES_GAP = re.compile(r"[\s,]*"), re.compile(r"\s*")  # between JSON records
+_HALF_PAIR = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of half a UTF-16 pair: text only with its other half
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def read_split_files(paths: list[Path], opts: FormatOptions, scratch: Path | Non
         except DatasetGenerationError as err:  # datasets wraps what the reader raised: say that, with its file and line
             if isinstance(err.__cause__, (DataError, ConfigError)):
                 raise err.__cause__ from None
+            if isinstance(err.__cause__, OSError):  # a full disk, which the caller names (lit_ner.errors.space_for)
+                raise err.__cause__ from err
             raise
     parts = []
     for file in paths:
@@ -375,9 +379,41 @@ def _tag_index(tag_column: int, columns: int, where: str) -> int:
 # ---- JSON lines or a JSON list of objects
 
 
+def parse_json(text: str, where: str) -> Any:
+    """One JSON value (a line of JSON lines): what `_iter_json` checks of each record is checked here too; invalid
+    JSON is a ValueError, as json.loads raises it."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _too_deep(where) from None
+    return text_checked(value, where) if _HALF_PAIR.search(text) else value
+
+
+def text_checked(value: Any, where: str) -> Any:
+    """`value`, once its strings are known to be text: a lone surrogate (a JSON \\ud800-\\udfff escape without its
+    other half, or bytes that were not UTF-8) is no character, and no tokenizer or UTF-8 file can hold it."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError(
+            f"{where}: {err.object[err.start]!r} is a lone surrogate, half of a UTF-16 pair and no character (a "
+            "\\uXXXX escape without its other half, or bytes that are not UTF-8); correct or remove it"
+        ) from None
+    return value
+
+
+def _too_deep(where: str) -> DataError:
+    return DataError(
+        f"{where}: JSON nested too deeply to read (Python's reader stops near {sys.getrecursionlimit()} levels; an NER "
+        "record needs a few): correct the record, or remove it"
+    )
+
+
 def _iter_json(file: Path) -> Iterator[tuple[str, Any]]:
-    """(file:line, record) for each JSON line, or each object of a JSON list."""
+    """(file:line, record) for each JSON line, or each object of a JSON list; deep nesting and lone surrogates
+    (`text_checked`) stop with the line."""
     text = _read_text(file)
+    halves = bool(_HALF_PAIR.search(text))  # only then can a record hold a lone surrogate
     decoder = json.JSONDecoder()
     in_list = text.lstrip().startswith("[")
     pos, lineno, end = (text.index("[") + 1 if in_list else 0), 1, 0
@@ -392,7 +428,9 @@ def _iter_json(file: Path) -> Iterator[tuple[str, Any]]:
             raise DataError(
                 f"{file}:{err.lineno}: not valid JSON ({err.msg}); fix the line (JSON lines: one object a line)"
             ) from None
-        yield f"{file}:{lineno}", record
+        except RecursionError:
+            raise _too_deep(f"{file}:{lineno}") from None
+        yield f"{file}:{lineno}", text_checked(record, f"{file}:{lineno}") if halves else record
         lineno += text.count("\n", pos, end)
         pos = end
 

@@ -1,5 +1,6 @@
 """Tag schemes (IOB1, IOB2, IOBES, BILOU, plain): detecting a split's scheme, finding the
-transitions it forbids, converting to IOB2 or IOBES, and building or checking the label list."""
+transitions it forbids, converting to IOB2 or IOBES, building or checking the label list, and
+telling tags that are one tag typed otherwise ("0" for "O", "b-per" for "B-PER")."""
 
 from __future__ import annotations
 
@@ -41,6 +42,30 @@ def split_tag(tag: str) -> tuple[str, str | None]:
         return "O", None
     match = _PREFIXED.fullmatch(tag)
     return (match[1], match[2]) if match else ("", tag)
+
+
+# a tag as people mistype it: a prefix in either case, joined by a hyphen or an underscore
+_LOOSE = re.compile(r"([BIESLU])[-_](.+)", re.IGNORECASE | re.DOTALL)
+
+
+def o_lookalikes(tags: Iterable[str]) -> list[str]:
+    """The tags that are "O" typed otherwise ("0", "o", "O " with a stray space): read as they are, each would be an
+    entity type of its own."""
+    return sorted(tag for tag in set(tags) if tag != "O" and tag.strip().upper() in ("O", "0"))
+
+
+def type_spellings(tags: Iterable[str]) -> list[dict[str, list[str]]]:
+    """The entity types written several ways among `tags`: types that differ only in case, in a hyphen or an
+    underscore, or in spaces around them ("B-PER", "b-per", "B_PER", "B-PER\\r"), which training would learn as
+    several. Each group as {type as read: its tags}, the types and tags sorted."""
+    tags = set(tags)
+    groups: dict[str, dict[str, set[str]]] = {}
+    for tag in tags - {"O", *o_lookalikes(tags)}:
+        loose = _LOOSE.fullmatch(tag.strip())
+        key = re.sub(r"[\s_-]+", "-", (loose[2] if loose else tag).strip()).upper()
+        groups.setdefault(key, {}).setdefault(split_tag(tag)[1], set()).add(tag)
+    return [{type_: sorted(found) for type_, found in sorted(group.items())}
+            for _, group in sorted(groups.items()) if len(group) > 1]  # fmt: skip
 
 
 def _check_scheme(scheme: str, allowed: Sequence[str]) -> None:

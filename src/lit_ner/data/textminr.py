@@ -25,6 +25,8 @@ def parse_response(response: Any, where: str) -> dict[str, str | None]:
             response = json.loads(response)
         except json.JSONDecodeError as err:
             raise DataError(f"{where}: the response is not valid JSON ({err.msg}): {response[:80]!r}") from None
+        except RecursionError:
+            raise DataError(f"{where}: the response is JSON nested too deeply to read: {response[:80]!r}") from None
     if not isinstance(response, dict) or not all(name in response for name in FIELD_LABELS):
         raise DataError(f"{where}: the response must be an object with 'author' and 'date', got {response!r:.80}")
     values: dict[str, str | None] = {}

@@ -103,6 +103,12 @@ def scored_positions(row: Row) -> tuple[list[int], list[int]]:
     return positions, words
 
 
+def last_positions(row: Row) -> list[int]:
+    """The position of the last sub-token of each word the row scores, in order."""
+    return [position for position, word in enumerate(row.word_ids) if word is not None and word in row.scored
+            and (position + 1 == len(row.word_ids) or row.word_ids[position + 1] != word)]  # fmt: skip
+
+
 def segments(batch: Mapping[str, Any]) -> list[tuple[int, np.ndarray]]:
     """Each sentence (or window) of a training or evaluation batch as (its row in the encoded rows' order, the flat
     positions (row * width + column) of its scored words' first sub-tokens). A packed batch holds several sentences
@@ -127,6 +133,7 @@ class Head(nn.Module):
     # whether validation's outputs are what the inference graph gives for the same input_ids (replayed for the
     # export's temperature instead of reading the split again)
     replays_validation: ClassVar[bool] = False
+    lr_scale: float = 1.0  # the head's own parameters learn at model.lr times this
 
     def __init__(self, labels: Sequence[str], **options: Any) -> None:
         super().__init__()

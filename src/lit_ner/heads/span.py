@@ -1,5 +1,5 @@
 """The span head, for nested and overlapping entities: every span of up to `max_width` words gets a score for each
-entity type and for "no entity", from its first and last words' first sub-tokens and its width. Decoding keeps the
+entity type and for "no entity", from its first word's first sub-token, its last word's last sub-token and its width. Decoding keeps the
 spans whose best class is a type: all of them that do not cross one another when the data nests entities
 (`nested`), else the highest scores first that do not overlap. Its export is the encoder as a transformers folder
 plus `head.safetensors`; it does not load in `transformers.pipeline`."""
@@ -21,7 +21,7 @@ from lit_ner.data.encode import Row
 from lit_ner.data.schemes import nested_count
 from lit_ner.errors import ConfigError
 from lit_ner.heads.base import (
-    Decoded, EntitySpan, Evidence, Head, TrainSentences, flat_tags, scored_positions, segments, softmax,
+    Decoded, EntitySpan, Evidence, Head, TrainSentences, flat_tags, last_positions, scored_positions, segments, softmax,
 )
 from lit_ner.locations import local_or_hub
 
@@ -55,7 +55,8 @@ class SpanGraph(nn.Module):
 class SpanHead(Head):
     """Span classification over the encoder's hidden states. Options: `max_width` (words; null: the training data's
     longest entity), `nested` (null: whether any training entity sits inside another), `hidden_size` and `dropout`
-    of its classifier."""
+    of its classifier, and `lr_scale`: the classifier learns at model.lr times it (new, randomly initialised layers
+    on a pretrained encoder; at the encoder's rate they barely move in an epoch: docs/quality.md)."""
 
     name = "span"
     inputs = ("input_ids", "attention_mask", "span_starts", "span_ends", "span_widths")
@@ -69,12 +70,13 @@ class SpanHead(Head):
         nested: bool | None = None,
         hidden_size: int = 150,
         dropout: float = 0.1,
+        lr_scale: float = 100.0,
     ) -> None:
         super().__init__(labels)
         if max_width is not None and max_width < 1:
             raise ConfigError(f"model.head.max_width={max_width}: the widest span in words, 1 or more (null: the data's)")
         self.max_width, self.nested = max_width, nested
-        self.hidden_size, self.dropout = hidden_size, dropout
+        self.hidden_size, self.dropout, self.lr_scale = hidden_size, dropout, lr_scale
 
     @classmethod
     def configure(cls, options: dict[str, Any], train: Callable[[], TrainSentences]) -> dict[str, Any]:
@@ -102,7 +104,7 @@ class SpanHead(Head):
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "max_width": self.max_width, "nested": self.nested, "hidden_size": self.hidden_size,
-                "dropout": self.dropout}  # fmt: skip
+                "dropout": self.dropout, "lr_scale": self.lr_scale}  # fmt: skip
 
     # ---- the classifier
     def attach(self, config: PretrainedConfig) -> None:
@@ -120,8 +122,8 @@ class SpanHead(Head):
     def span_logits(
         self, hidden: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, widths: torch.Tensor
     ) -> torch.Tensor:
-        """(rows, spans, types + 1) scores, class 0 "no entity", of the spans whose first and last words' first
-        sub-tokens sit at `starts` and `ends` (rows, spans) and which are `widths` words wide."""
+        """(rows, spans, types + 1) scores, class 0 "no entity", of the spans whose first word's first sub-token sits
+        at `starts`, whose last word's last sub-token at `ends` (rows, spans), and which are `widths` words wide."""
         hidden = self.drop(hidden)
         at_start = self.start(hidden).gather(1, starts[..., None].expand(-1, -1, self.hidden_size))
         at_end = self.end(hidden).gather(1, ends[..., None].expand(-1, -1, self.hidden_size))
@@ -148,12 +150,13 @@ class SpanHead(Head):
         b_to_class = {self.labels.index(f"B-{t}"): k + 1 for k, t in enumerate(self.types)}
         for row, positions in segments(batch):
             starts, ends = spans_of(len(positions), self.max_width)
+            last = positions + np.asarray(batch["pieces"][row], dtype=np.int64) - 1  # each word's last sub-token
             gold = [(s, e, b_to_class[b]) for s, e, b in batch["spans"][row]]
             target = {(s, e): c for s, e, c in gold if e - s <= self.max_width}
             packed_row = int(positions[0] // width) if len(positions) else 0
             cells = per_row.setdefault(packed_row, ([], [], [], []))
             cells[0].extend((positions[starts] % width).tolist())
-            cells[1].extend((positions[ends - 1] % width).tolist())
+            cells[1].extend((last[ends - 1] % width).tolist())
             cells[2].extend((ends - starts).tolist())
             cells[3].extend(target.get((s, e), 0) for s, e in zip(starts.tolist(), ends.tolist()))
             sequences.append((packed_row, len(cells[0]) - len(starts), starts, ends, gold))
@@ -165,9 +168,13 @@ class SpanHead(Head):
         return logits, padded(columns[3], IGNORE, most).to(device), sequences
 
     def loss(self, hidden: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Cross-entropy over every span, "no entity" included (the mean over the batch's spans)."""
+        """Cross-entropy over every span, "no entity" included, summed and divided by the batch's words: a word has
+        up to max_width spans, nearly all of them no entity, and a mean over spans would shrink an entity's pull by
+        as much; a word's share keeps the scale of the token head's loss (a mean a word)."""
         logits, target, _ = self._batch_spans(hidden, batch)
-        return nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE)
+        total = nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE,
+                                            reduction="sum")  # fmt: skip
+        return total / batch["words"].sum().clamp(min=1)
 
     def validate(self, hidden: torch.Tensor, batch: Mapping[str, Any], metrics: Sequence[Any]) -> None:
         """Each sequence's spans decoded as readers decode them, its gold entities all counted (those wider than
@@ -209,6 +216,7 @@ class SpanHead(Head):
         return SpanGraph(model, self)
 
     def _row_spans(self, row: Row) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
+        """The row's scored words (each one's first sub-token, and its sentence word) and its spans, in those words."""
         positions, words = scored_positions(row)
         starts, ends = spans_of(len(positions), self.max_width)
         return positions, words, starts, ends
@@ -218,9 +226,8 @@ class SpanHead(Head):
         columns: list[list[list[int]]] = [[], [], []]
         for row in rows:
             positions, _, starts, ends = self._row_spans(row)
-            at = np.asarray(positions, dtype=np.int64)
-            columns[0].append(at[starts].tolist())
-            columns[1].append(at[ends - 1].tolist())
+            columns[0].append(np.asarray(positions, dtype=np.int64)[starts].tolist())
+            columns[1].append(np.asarray(last_positions(row), dtype=np.int64)[ends - 1].tolist())
             columns[2].append((ends - starts).tolist())
         width = max(1, max(map(len, columns[0])))  # a row without words still gives the graph one (padding) span
         return inputs | dict(zip(self.inputs[2:], (padded(c, 0, width) for c in columns)))
