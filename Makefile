@@ -3,6 +3,7 @@
 #              default offline job: python -m lit_ner.train
 # make test    the same environment plus the test extras (.[dev]), then every test (offline)
 # make bench   training speed against the transformers Trainer recipe: python -m benchmarks.train (needs .[dev])
+# make dist    the wheel and the sdist in dist/ (python -m build), checked by twine check
 # Options: ARGS="experiment=wikiann data.path=..." for train and test; TORCH="torch==X" installs another torch build;
 # TORCH_INDEX=<URL> installs torch (and torch alone) from that package index, e.g. PyTorch's CPU wheels:
 #   make train TORCH_INDEX=https://download.pytorch.org/whl/cpu
@@ -19,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 TORCH_PIP := $(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
-.PHONY: install install-dev train test bench clean
+.PHONY: install install-dev train test bench dist clean
 
 # what training needs
 $(VENV)/.installed: pyproject.toml
@@ -53,5 +54,11 @@ test: install-dev
 bench: install-dev
 	$(PY) -m benchmarks.train $(ARGS)
 
+# --no-isolation: built with the dev extra's setuptools, no download of a build environment
+dist: install-dev
+	rm -rf dist
+	$(PY) -m build --no-isolation --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) outputs multirun
+	rm -rf $(VENV) outputs multirun dist build

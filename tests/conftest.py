@@ -14,7 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# the maintainers' copies of real corpora beside the clone; LIT_NER_DATASETS points at a folder of your own copies
+SHARED = Path(os.environ.get("LIT_NER_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+SHARED = SHARED.expanduser()
 WORDS = """the a of in and to was by is his her book novel wrote written published painted first
 author poem story city new york london paris berlin john mary smith walker alan anna
 peter company university river meeting said today germany france""".split()
@@ -46,7 +48,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_dataset() -> Callable[[str], Path]:
-    """`shared_dataset("conll2003")`: that folder of ../shared/datasets; the test skips where it is absent."""
+    """`shared_dataset("conll2003")`: that folder of SHARED; the test skips where it is absent."""
 
     def find(name: str) -> Path:
         path = SHARED / name

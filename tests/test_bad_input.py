@@ -2,6 +2,7 @@
 says what to do, and leaves no partial output behind (cache entry, checkpoint, export, metrics, logs)."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
 
 from lit_ner.errors import ConfigError, DataError
 from lit_ner.app import compose_config
@@ -421,12 +423,66 @@ def test_cli_unwritable_default_run_dir_is_one_line(tiny_model: Path, tmp_path: 
     assert "hydra.run.dir=outputs/quickstart/" in line and "outputs: Not a directory" in line, line
 
 
-def test_cli_unknown_experiment_lists_the_experiments(tmp_path: Path) -> None:
-    done = run_cli(tmp_path, "experiment=quick")
-    assert done.returncode == 1
-    assert "Could not find 'experiment/quick'" in done.stderr and "Available options in 'experiment'" in done.stderr
-    assert all(name in done.stderr for name in ("quickstart", "conll2003", "wikiann"))
-    assert not (tmp_path / "outputs").exists()
+# ---- the command line itself: Hydra's refusals and lit_ner's checks of the composed config, one line each
+
+
+def run_command(cwd: Path, command: str, *argv: str, **env: str) -> subprocess.CompletedProcess:
+    environment = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} | env
+    return subprocess.run([sys.executable, "-m", f"lit_ner.{command}", *argv], capture_output=True, text=True,
+                          cwd=cwd, env=environment, timeout=300)  # fmt: skip
+
+
+WRONG_COMMAND_LINES = [
+    # a key no config has: the nearest one, never Hydra's advice to add it with a +
+    ("train", ["data.bach_size=64"], ["data.bach_size: no such setting", "did you mean data.batch_size?"]),
+    ("train", ["+data.bach_size=64"], ["data.bach_size: lit_ner.data.NerDataModule takes no such setting",
+                                        "did you mean data.batch_size?"]),
+    ("train", ["+seeed=3"], ["+seeed: lit_ner reads no such setting", "did you mean seed?"]),
+    ("train", ["+seed=3"], ["+seed: seed is a setting already", "seed=<value>"]),
+    ("inspect", ["model.lrr=1e-4"], ["model.lrr: no such setting", "did you mean model.lr?"]),
+    # an argument of the Trainer's that the config does not set: added with a +
+    ("train", ["trainer.limit_train_batches=5"], ["add it with +trainer.limit_train_batches=5"]),
+    # a config that does not exist: the nearest and every choice, not the _base files the others start from
+    ("train", ["experiment=quick"], ["experiment=quick: no experiment config", "experiment=quickstart?",
+                                     "btc, btc_frozen, conll2003, local, quickstart, textminr, wikiann)"]),
+    ("evaluate", ["model=m", "data=conl"], ["data=conl: no data config", "did you mean data=conll2003?"]),
+    ("train", ["model=minlm"], ["model=minlm: neither a model config nor a folder", "did you mean model=minilm?",
+                                "model.model_name_or_path=<name>"]),
+    # a value of the wrong type, a value left ???, an argument Hydra cannot parse
+    ("train", ["trainer.max_epochs=three"], ["trainer.max_epochs='three': expected a whole number"]),
+    ("train", ["data.pack=maybe"], ["data.pack='maybe': expected true or false"]),
+    ("evaluate", [], ["model.model_name_or_path has no value", "give model=<run>/model"]),
+    ("evaluate", ["model=outputs/nope"], ["model=outputs/nope: no model folder, checkpoint or Hub model there"]),
+    ("train", ["experiment=local"], ["no data source: set data.path"]),
+    ("inspect", ["data=local"], ["no data source: set data.path"]),
+    ("train", ["data.labels=[O,B-PER"], ["cannot read the argument 'data.labels=[O,B-PER'", "key='...'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "says"), [pytest.param(*case, id=" ".join([case[0], *case[1]])) for case in WRONG_COMMAND_LINES]
+)
+def test_a_wrong_command_line_is_one_line_naming_the_key(command, argv, says, tmp_path: Path) -> None:
+    done = run_command(tmp_path, command, *argv, f"hydra.run.dir={tmp_path / 'run'}")
+    line = one_error_line(done)
+    assert all(fragment in line for fragment in says), line
+    assert done.stderr.rstrip().endswith(line), done.stderr[-3000:]  # the message has no second line
+    assert not re.search(r"\b_(arguments|base)\b", line), line  # the files other configs start from are no choices
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert written <= {"config.yaml", "hydra.yaml", "overrides.yaml", f"{command}.log"}, written  # Hydra's record only
+
+
+def test_hydra_full_error_still_shows_hydras_own_message(tmp_path: Path) -> None:
+    done = run_command(tmp_path, "train", "data.bach_size=64", HYDRA_FULL_ERROR="1")
+    assert done.returncode == 1 and "Could not override 'data.bach_size'" in done.stderr, done.stderr[-2000:]
+
+
+def test_train_takes_model_as_a_folder_to_fine_tune(tiny_model: Path, tmp_path: Path) -> None:
+    # as evaluate, predict and serve take it: model=<folder> is model.model_name_or_path=<folder>, other settings kept
+    done = run_command(tmp_path, "train", f"model={tiny_model}", "--cfg", "job")
+    assert done.returncode == 0, done.stderr[-2000:]
+    model = OmegaConf.create(done.stdout).model
+    assert model.model_name_or_path == str(tiny_model) and model.lr == 1e-4  # the default model config's lr
 
 
 def test_cli_unreachable_hub_says_to_set_data_path(tmp_path: Path) -> None:

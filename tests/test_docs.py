@@ -100,6 +100,24 @@ def test_reference_lists_every_evaluate_and_inspect_key(reference: dict[str, str
         assert key in training and same(training[key], value), f"inspect's {key}={value!r} is not training's"
 
 
+# what the reference says a data key's null means, and what NerDataModule does with null: a row may not drift
+NULL_MEANS = {
+    "data.eval_batch_size": ("(`null`: twice `batch_size`)", "eval_batch_size", lambda dm: 2 * dm.hparams.batch_size),
+}
+
+
+@pytest.mark.parametrize("key", NULL_MEANS)
+def test_reference_says_what_null_does(key: str, reference: dict[str, str]) -> None:
+    from lit_ner.data.datamodule import NerDataModule
+
+    said, attribute, expected = NULL_MEANS[key]
+    meaning = {cells[0]: cells[2] for cells in table_rows(reference["python -m lit_ner.train"])}[f"`{key}`"]
+    assert said in meaning, f"docs/reference.md, {key}: {meaning!r} does not say {said!r}"
+    datamodule = NerDataModule(tokenizer_name_or_path="unused", synthetic="books", batch_size=16)
+    assert datamodule.hparams[key.removeprefix("data.")] is None  # the default is the null the row explains
+    assert getattr(datamodule, attribute) == expected(datamodule), f"{key}=null no longer does what the row says"
+
+
 @pytest.mark.parametrize("command", KEY_VALUE_COMMANDS)
 def test_reference_lists_every_option_help_prints(command: str, reference: dict[str, str], capsys) -> None:
     module = importlib.import_module(f"lit_ner.{command}")
@@ -168,7 +186,9 @@ def test_quoted_commands_exist(doc: Path) -> None:  # the CHANGELOG also names w
         assert script in scripts, f"{doc.name} quotes {script}: not a console script of pyproject.toml"
     for target in set(re.findall(r"(?:^|[\s;(&])make ([a-z][\w-]*)", code)):
         assert target in targets, f"{doc.name} quotes make {target}: no such Makefile target"
-    shipped_only = "\n".join(line for line in code.splitlines() if "--config-dir" not in line)  # else: your configs
+    # --config-dir: your configs; an error line quotes the wrong input it refuses
+    ours = [line for line in code.splitlines() if "--config-dir" not in line and "lit_ner: error:" not in line]
+    shipped_only = "\n".join(ours)
     choices = rf"(?<![\w.+/])({'|'.join(GROUPS)})=(\[[a-z0-9_,]+\]|[a-z0-9_][\w-]*)(?![\w/.<>-])"
     for group, value in re.findall(choices, shipped_only):
         for choice in value.strip("[]").split(","):
@@ -211,3 +231,34 @@ def test_docs_speak_of_the_product(doc: Path) -> None:
     found = [f"{doc.name}:{n}: {line.strip()[:100]}" for n, line in enumerate(lines, 1)
              if any(re.search(p, line) for p in PROCESS_WORDS)]  # fmt: skip
     assert not found, "words about how the work was done, not about the product:\n" + "\n".join(found)
+
+
+# ---- figures quoted in several places: one measurement, one scope
+
+
+def test_the_quickstart_is_described_as_its_config_runs_it() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [row] = [cells for cells in table_rows(sections(readme)["Results"]) if cells[0].startswith("quickstart")]
+    cfg = compose_config("train")
+    sentences, epochs = re.search(r"([\d,]+) generated book sentences, MiniLM, (\d+) epochs", row[0]).groups()
+    assert int(sentences.replace(",", "")) == cfg.data.synthetic_size and int(epochs) == cfg.trainer.max_epochs, row
+    # the time: measured once (Results), rounded the same wherever it is quoted
+    seconds = int(re.search(r"(\d+) s for the whole command", row[3])[1])
+    quoted = {
+        "README.md": readme.split("\n## ")[0],
+        "conf/experiment/quickstart.yaml": (ROOT / "conf" / "experiment" / "quickstart.yaml").read_text(),
+        "notebooks/01_quickstart.ipynb": (ROOT / "notebooks" / "01_quickstart.ipynb").read_text(encoding="utf-8"),
+    }
+    for where, text in quoted.items():
+        minutes = re.findall(r"about (\d+(?:\.\d+)?) min", " ".join(text.split()))
+        assert minutes, f"{where} does not say how long the quickstart takes"
+        assert all(abs(float(m) - seconds / 60) <= 0.5 for m in minutes), f"{where}: {minutes} min, measured {seconds} s"
+
+
+def test_the_readmes_quality_figures_are_the_measured_ones() -> None:
+    results = sections((ROOT / "README.md").read_text(encoding="utf-8"))["Results"]
+    quality = (ROOT / "docs" / "quality.md").read_text(encoding="utf-8")
+    figures = re.findall(r"0\.\d{4} ± 0\.\d{4}", results)
+    assert len(figures) >= 4, results
+    for figure in figures:  # each mean ± std over seeds is a row of docs/quality.md, where its method is
+        assert figure in quality, f"README quotes {figure}: not in docs/quality.md"

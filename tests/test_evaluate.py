@@ -17,7 +17,8 @@ from lit_ner.analysis import confusion, worst_sentences
 from lit_ner.data.reading import Reading
 from lit_ner.data.schemes import entity_spans
 from lit_ner.errors import ConfigError
-from lit_ner.evaluate import evaluate, model_override
+from lit_ner.cli import model_argument
+from lit_ner.evaluate import evaluate
 from lit_ner.models import inspect_model
 from lit_ner.app import compose_config
 from lit_ner.scores import entity_scores
@@ -212,8 +213,8 @@ def test_a_home_relative_export_loads(run: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_command_line_takes_model_as_a_path(run: Path, tmp_path: Path) -> None:
-    assert model_override("model=minilm") == "model=minilm"  # a conf/model file stays a config group choice
-    assert model_override("model=out/model") == "model.model_name_or_path=out/model"
+    assert model_argument("model=minilm", any_name=True) == "model=minilm"  # a conf/model file stays a group choice
+    assert model_argument("model=out/model", any_name=True) == "model.model_name_or_path=out/model"
     best = run / "checkpoints" / "best.ckpt"
     command = [
         sys.executable, "-m", "lit_ner.evaluate", f"model={best}", f"output_dir={tmp_path / 'eval'}",

@@ -1,5 +1,7 @@
-"""lit_ner installed from its wheel, not from this checkout: the configs travel inside the package, so training and
-prediction run from an empty folder, and a user's own config folder composes with the shipped configs."""
+"""lit_ner installed from its wheel, not from this checkout: `python -m build` makes a wheel and an sdist that twine
+accepts (make dist); the wheel installs into a fresh environment with its dependencies; the configs travel inside the
+package, so training and prediction run from an empty folder, and a user's own config folder composes with the
+shipped configs."""
 
 import inspect
 import json
@@ -26,20 +28,34 @@ def run(command: list[str], cwd: Path, site: Path, timeout: int = 300) -> subpro
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a copy of the sources (a build in the checkout could pick up stale build/ files),
-    installed into a folder of its own."""
-    root = tmp_path_factory.mktemp("install")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sdist and the wheel `make dist` builds (`python -m build`: the wheel from the sdist, so the sdist must hold
+    everything), from a copy of the sources (a build in the checkout could pick up stale build/ files)."""
+    root = tmp_path_factory.mktemp("dist")
     source = root / "source"
     for folder in ("src", "conf"):
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for file in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / file, source / file)
+    # --no-isolation: the build backend of the dev extra, no download (the Makefile builds so too)
+    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(root / "dist"), str(source)], root, root)
+    return root / "dist"
+
+
+@pytest.fixture(scope="module")
+def site(dist: Path) -> Path:
+    """The wheel installed into a folder of its own."""
+    [wheel] = dist.glob("lit_ner-*.whl")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)], root, root)
-    [wheel] = (root / "dist").glob("lit_ner-*.whl")
-    run([*pip, "install", "--no-deps", "--no-index", "--target", str(root / "site"), str(wheel)], root, root)
-    return root / "site"
+    run([*pip, "install", "--no-deps", "--no-index", "--target", str(dist.parent / "site"), str(wheel)], dist, dist)
+    return dist.parent / "site"
+
+
+def test_make_dist_builds_a_wheel_and_an_sdist_that_twine_accepts(dist: Path) -> None:
+    files = sorted(p.name for p in dist.iterdir())
+    assert files == ["lit_ner-0.2.0-py3-none-any.whl", "lit_ner-0.2.0.tar.gz"], files
+    done = run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist.iterdir())], dist, dist)
+    assert done.stdout.count("PASSED") == 2, done.stdout
 
 
 def test_the_wheel_ships_every_config(site: Path) -> None:
@@ -85,3 +101,31 @@ def test_a_user_config_folder_composes_with_the_shipped_configs(site: Path, tmp_
     # every NerDataModule argument is a key the installed package's configs show (and an override can reach)
     arguments = list(inspect.signature(NerDataModule.__init__).parameters)[1:]
     assert set(OmegaConf.create(composed).data) == {"_target_", *arguments}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_into_a_fresh_environment_and_trains(dist: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """As the README says to install it: torch first (the CPU build; lit_ner's torch>=2.4 would take any), then the
+    wheel, whose metadata brings every other dependency; then the console scripts and the quickstart's first step."""
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | {"HF_HUB_OFFLINE": "1"}
+
+    def fresh(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    fresh([sys.executable, "-m", "venv", str(venv)], tmp_path)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
+    fresh([*pip, "torch==2.13.0"], tmp_path, timeout=900)
+    [wheel] = dist.glob("lit_ner-*.whl")
+    fresh([*pip, str(wheel)], tmp_path, timeout=1200)
+    usage = fresh([str(venv / "bin" / "lit-ner-train"), "--help"], tmp_path).stdout
+    assert usage.startswith("usage: python -m lit_ner.train"), usage
+    work = tmp_path / "empty"
+    work.mkdir()
+    overrides = [f"model.model_name_or_path={tiny_model}", f"data.cache_dir={tmp_path / 'cache'}",
+                 "data.synthetic_size=100", "demo_sentences=[]"]  # fmt: skip
+    fresh([str(venv / "bin" / "lit-ner-train"), "debug=fast", *overrides], work, timeout=600)
+    [model] = (work / "outputs" / "quickstart").glob("*/model")
+    assert (model / "model.safetensors").is_file() and (model / "config.json").is_file()

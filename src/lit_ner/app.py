@@ -1,7 +1,7 @@
-"""What every Hydra entry point shares: where the shipped configs are (package data), the `${packaged_model:...}`
-resolver, the data group's keys taken from NerDataModule's signature, composing a config in-process, building
-objects from a config with lit_ner's errors kept whole, and the check that a run folder can be written. The error
-convention itself is `lit_ner.errors.exit_with`."""
+"""What every Hydra entry point shares: where the shipped configs are (package data), the resolvers
+(`${packaged_model:...}`, and `${lit_ner_choices:...}` for --help), the data group's keys taken from NerDataModule's
+signature, composing a config in-process, building objects from a config with lit_ner's errors kept whole, and the
+check that a run folder can be written. The error convention itself is `lit_ner.errors.exit_with`."""
 
 import inspect
 import os
@@ -71,6 +71,16 @@ def optuna_direction(mode: str) -> str:
 
 
 OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+
+
+def shipped_choices(group: str) -> str:
+    """`${lit_ner_choices:data}` in the commands' --help (conf/hydra/help): the configs lit_ner ships in a group,
+    without the `_` files the others start from (_base, _arguments)."""
+    files = resources.files(CONFIG_MODULE).joinpath(group).iterdir()
+    return ", ".join(sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml") and f.name[0] != "_"))
+
+
+OmegaConf.register_new_resolver("lit_ner_choices", shipped_choices, replace=True)
 
 
 def data_arguments() -> dict[str, Any]:

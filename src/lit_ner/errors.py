@@ -5,7 +5,7 @@ import errno
 import re
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -53,6 +53,11 @@ def space_for(what: str, folder: Path, needed: int | None, then: str) -> Iterato
         ) from err
 
 
+def needs_extra(extra: str) -> str:
+    """How to install one of lit_ner's extras: lit_ner comes from a clone or a wheel file, not the package index."""
+    return f"pip install -e '.[{extra}]' in the clone, or pip install '<lit_ner wheel file>[{extra}]'"
+
+
 def exit_with(err: Exception) -> NoReturn:
     """Bad input is the user's to fix, not a bug to debug: one line on stderr, exit status 2."""
     print(f"lit_ner: error: {err}", file=sys.stderr)
@@ -68,12 +73,15 @@ def reported() -> Iterator[None]:
         exit_with(err)
 
 
-def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[str], usage: str) -> dict[str, str]:
+def key_values(
+    argv: Sequence[str], allowed: Mapping[str, str], required: Sequence[str], usage: str, about: str
+) -> dict[str, str]:
     """The `key=value` arguments of the commands that are not Hydra apps (predict, serve, push, export_onnx): an
-    argument that is no `key=value` of `allowed`, or a missing `required` key, stops with the usage line; `--help` or
-    `-h` prints the usage and the options and exits with status 0, as argparse and the Hydra commands do."""
+    argument that is no `key=value` of `allowed` (option -> what it means), or a missing `required` key, stops with
+    the usage line; `--help` or `-h` prints the usage, `about` (what the command does, examples) and the options, and
+    exits with status 0, as argparse and the Hydra commands do."""
     if "--help" in argv or "-h" in argv:
-        print(help_text(allowed, required, usage))
+        print(help_text(allowed, required, usage, about))
         sys.exit(0)
     unknown = [arg for arg in argv if "=" not in arg or arg.partition("=")[0] not in allowed]
     args = dict(arg.partition("=")[::2] for arg in argv)
@@ -84,9 +92,9 @@ def key_values(argv: Sequence[str], allowed: Sequence[str], required: Sequence[s
     return args
 
 
-def help_text(allowed: Sequence[str], required: Sequence[str], usage: str) -> str:
-    """The usage line, then one line per option in the usage's order, each with the values the usage shows for it
-    (`backend=torch|onnx`, `port=8000`) and whether it is required."""
+def help_text(allowed: Mapping[str, str], required: Sequence[str], usage: str, about: str) -> str:
+    """The usage line, what the command does, then one line per option in the usage's order, each with the values
+    the usage shows for it (`backend=torch|onnx`, `port=8000`), whether it is required, and what it means."""
 
     def shown(key: str) -> re.Match[str] | None:
         return re.search(rf"(?<![\w.]){re.escape(key)}=(\"[^\"]*\"|<[^>]*>|[^\s\])]*)", usage)
@@ -94,8 +102,8 @@ def help_text(allowed: Sequence[str], required: Sequence[str], usage: str) -> st
     keys = sorted(allowed, key=lambda k: (m.start() if (m := shown(k)) else len(usage), k))
     forms = {key: m[0] if (m := shown(key)) else f"{key}=..." for key in keys}
     width = max(map(len, forms.values()), default=0)
-    lines = [f"  {forms[key]:<{width}}  required" if key in required else f"  {forms[key]}" for key in keys]
-    return "\n".join([usage, "", "options (key=value, in any order):", *lines])
+    lines = [f"  {forms[key]:<{width}}  {'required: ' if key in required else ''}{allowed[key]}" for key in keys]
+    return "\n".join([usage, "", about.strip(), "", "options (key=value, in any order):", *lines])
 
 
 def true_or_false(args: dict[str, str], key: str) -> bool | None:

@@ -16,7 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from lit_ner import files
 from lit_ner.analysis import bootstrap_f1, confusion, error_kinds, error_records, semeval_scores, worst_sentences
-from lit_ner.app import CONFIG_PATH, build, shipped_config
+from lit_ner.app import CONFIG_PATH, build
+from lit_ner.cli import CallableModule, check_config, compose_run, hydra_refusals_reported, model_argument
 from lit_ner.calibration import calibration_report
 from lit_ner.data.formats import gold_entities
 from lit_ner.data.reading import Reading, default_max_length
@@ -213,26 +214,29 @@ def save_figure(figure: Any, path: Path) -> None:
         figure.savefig(f, format="png", dpi=120)
 
 
-def model_override(arg: str) -> str:
-    """`model=<path or name>` from the command line as `model.model_name_or_path=...`: conf/model is a config
-    group, so Hydra would look for conf/model/<path>.yaml. A name of one of its files (minilm) stays a group choice."""
-    key, _, value = arg.partition("=")
-    if key == "model" and not shipped_config("model", value):
-        return f"model.model_name_or_path={value}"
-    return arg
+def run(*overrides: str) -> dict[str, Any]:
+    """`lit_ner.evaluate("model=<run>/model", "data=local", "data.path=my_corpus/")`: what `python -m lit_ner.evaluate
+    <overrides>` does, in this process, checked the same way (a bad setting raises ConfigError), writing to the same
+    folder (outputs/evaluate/<date_time>, or output_dir=...). Returns what report.json holds:
+    `report["scores"]["default"]["micro avg"]["f1"]` is the entity F1 (docs/analysis.md says what each part means)."""
+    return evaluate(compose_run("evaluate", [model_argument(o, any_name=True) for o in overrides], "output_dir"))
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="evaluate", version_base="1.3")
-def run(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     with reported():
+        check_config(cfg)
         evaluate(cfg)
 
 
 def main() -> None:
-    """`python -m lit_ner.evaluate` and `lit-ner-evaluate`."""
-    sys.argv = [sys.argv[0], *(model_override(arg) for arg in sys.argv[1:])]
-    run()
+    """`python -m lit_ner.evaluate` and `lit-ner-evaluate`; `model=<path or Hub name>` names the model scored."""
+    sys.argv = [sys.argv[0], *(model_argument(arg, any_name=True) for arg in sys.argv[1:])]
+    with hydra_refusals_reported("evaluate"):
+        hydra_main()
 
+
+sys.modules[__name__].__class__ = CallableModule  # lit_ner.evaluate(...) is run(...)
 
 if __name__ == "__main__":
     main()

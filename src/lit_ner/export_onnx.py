@@ -14,11 +14,21 @@ import torch
 
 from lit_ner import files
 from lit_ner.data.encode import encode_rows
-from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.errors import ConfigError, key_values, needs_extra, reported
 from lit_ner.models import EXPORTED, inspect_model, open_model
 from lit_ner.runners import onnx_path
 
 USAGE = "usage: python -m lit_ner.export_onnx model=<export folder> [quantize=int8]"
+ABOUT = """Write an export's ONNX model, <export>/onnx/model.onnx (and with quantize=int8 model_int8.onnx, its matrix
+products in int8); predict, evaluate and serve then read it in ONNX Runtime with backend=onnx. Needs the onnx
+extra: """ + needs_extra("onnx") + """.
+
+examples:
+  python -m lit_ner.export_onnx model=outputs/quickstart/<run>/model
+  python -m lit_ner.export_onnx model=<run>/model quantize=int8
+  python -m lit_ner.predict model=<run>/model backend=onnx quantize=int8 text="Alan Walker wrote it in 1940."
+"""
+OPTIONS = {"model": "an export (<run>/model)", "quantize": "int8: also the int8 model (dynamic quantization)"}
 # int8 keeps in fp32 the matrix products whose input spans more than this many standard deviations on the calibration
 # sentences: ONNX Runtime quantizes each activation tensor with one 8-bit step of range/255, too coarse for the
 # outliers a BERT FFN output reads (MiniLM: 89, 85 and 68 in layers 0-2, every other input under 55; docs/benchmarks.md)
@@ -33,8 +43,11 @@ AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch",
 def export_onnx(folder: Path, quantize: str | None = None) -> Path:
     """Write `<folder>/onnx/model.onnx` (and with quantize=int8 `model_int8.onnx`); returns the file asked for.
     Each file is written under another name and renamed into place (lit_ner.files): whole or absent."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise ConfigError(f"python -m lit_ner.export_onnx needs the onnx extra: {needs_extra('onnx')}") from None
 
     folder = Path(folder).expanduser()
     target = onnx_path(folder, quantize)
@@ -106,7 +119,7 @@ def input_spreads(model: torch.nn.Module, tokenizer: Any, sentences: int = 256) 
 def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         argv = sys.argv[1:] if argv is None else argv
-        args = key_values(argv, ("model", "quantize"), ("model",), USAGE)
+        args = key_values(argv, OPTIONS, ("model",), USAGE, ABOUT)
         path = export_onnx(Path(args["model"]), args.get("quantize") or None)
         print(f"wrote {path}")
 

@@ -10,6 +10,7 @@ from lit_ner.data.encode import load_tokenizer
 from lit_ner.data.formats import gold_entities
 from lit_ner.data.schemes import nested_count
 from lit_ner.app import CONFIG_PATH, build
+from lit_ner.cli import check_config, hydra_refusals_reported
 from lit_ner.errors import reported
 
 
@@ -49,9 +50,16 @@ def describe(datamodule) -> str:  # noqa: ANN001 (a NerDataModule; kept loose fo
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="inspect", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     with reported():
+        check_config(cfg)
         print(describe(build(cfg.data, _convert_="all")))
+
+
+def main() -> None:
+    """`python -m lit_ner.inspect` and `lit-ner-inspect`."""
+    with hydra_refusals_reported("inspect"):
+        hydra_main()
 
 
 if __name__ == "__main__":

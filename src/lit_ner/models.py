@@ -87,8 +87,9 @@ def inspect_model(name_or_path: str, what_to_give: str = ANY_MODEL) -> ModelInfo
     try:
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as err:  # ValueError: not even a valid Hub name
+        reason = str(err).strip().splitlines()[0]  # transformers' first line; the rest is advice on offline mode
         raise ConfigError(
-            f"model={name_or_path}: no model folder, checkpoint or Hub model there ({err}). Without the Hub, give a "
+            f"model={name_or_path}: no model folder, checkpoint or Hub model there ({reason}). Without the Hub, give a "
             "local folder; model=minilm is the encoder that ships with lit_ner."
         ) from None
     head = getattr(config, "lit_ner_head", None)

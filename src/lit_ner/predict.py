@@ -20,15 +20,40 @@ USAGE = (
     "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll|label-studio|doccano] "
     "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty] [text_field=text] [from_name=label] [to_name=text]"
 )
-OPTIONS = {"model", "text", "input", "output", "aggregation", "batch_size", "device", "max_length", "window_context",
-           "backend", "quantize", "compile", "format", "min_score", "sort", "text_field", "from_name",
-           "to_name"}  # fmt: skip
+ABOUT = """Tag texts or files with a trained model (an export: <run>/model), read as lit_ner.evaluate scores it: JSON
+lines of entities with character offsets and scores, a CoNLL file with a column of predicted tags, or Label Studio /
+doccano pre-annotations.
+
+examples:
+  python -m lit_ner.predict model=outputs/quickstart/<run>/model text="Alan Walker wrote it in 1940."
+  python -m lit_ner.predict model=<run>/model input=docs.txt output=entities.jsonl      # one document a line
+  python -m lit_ner.predict model=<run>/model input=corpus.conll output=tagged.conll    # CoNLL in, CoNLL out"""
+OPTIONS = {
+    "model": "an export (<run>/model), a lit_ner checkpoint, or a Hub name",
+    "text": "one text to tag (or input=)",
+    "input": ".txt (a document a line), .jsonl (text or tokens a line), .conll, or annotation-tool tasks",
+    "output": "where the results go (standard output without it)",
+    "aggregation": "a word's tag from its first sub-token (as training scores), or their mean or max",
+    "batch_size": "rows a forward pass",
+    "device": "cpu or cuda (cuda where there is one)",
+    "max_length": "sub-tokens a row, instead of the export's",
+    "window_context": "sub-tokens of context around a window, instead of the export's",
+    "backend": "onnx: the export's ONNX model in ONNX Runtime (python -m lit_ner.export_onnx)",
+    "quantize": "with backend=onnx: its int8 model",
+    "compile": "torch.compile with frozen weights: the same entities, faster on large inputs",
+    "format": "conll: CoNLL out; label-studio, doccano: tasks in, pre-annotations out (else by suffix)",
+    "min_score": "drop entities scoring below, one value or per type (else the export's thresholds)",
+    "sort": "uncertainty: with format=label-studio or doccano, the least sure tasks first",
+    "text_field": "the tasks' text field (default: their one string field, else text)",
+    "from_name": "the Label Studio Labels control",
+    "to_name": "the Label Studio Text object",
+}
 TASK_FORMATS = ("label-studio", "doccano")  # annotation-tool tasks in, pre-annotations out
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
     """`key=value` arguments, checked against OPTIONS."""
-    args = key_values(argv, OPTIONS, ("model",), USAGE)
+    args = key_values(argv, OPTIONS, ("model",), USAGE, ABOUT)
     if ("text" in args) == ("input" in args):
         raise ConfigError(f"give model= and one of text= or input=\n{USAGE}")
     return args

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, needs_extra
 
 Runner = Callable[[Mapping[str, torch.Tensor]], dict[str, np.ndarray]]
 ONNX_FOLDER = "onnx"
@@ -63,7 +63,7 @@ class OnnxRunner:
         try:
             import onnxruntime
         except ImportError:
-            raise ConfigError("backend=onnx needs onnxruntime, in lit_ner's onnx extra") from None
+            raise ConfigError(f"backend=onnx needs onnxruntime, the onnx extra: {needs_extra('onnx')}") from None
         path = onnx_path(folder, quantize)
         if not path.is_file():
             flag = f" quantize={quantize}" if quantize else ""

@@ -12,7 +12,7 @@ every route but the probes and the page needs the key (serve_http.py: the HTTP s
 SIGTERM). A bad setting, a port it cannot listen on or a model that cannot be loaded stops the start-up with one
 `lit_ner: error:` line. `workers` inference processes share the CPU threads (each gets torch's thread count divided
 by `workers`): on a CPU, one worker a core serves more than one worker with every core. Needs the serve extra:
-`pip install 'lit_ner[serve]'`."""
+`pip install -e '.[serve]'` in a clone, or `pip install '<lit_ner wheel file>[serve]'`."""
 
 import logging
 import math
@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from lit_ner.errors import ConfigError, key_values, reported
+from lit_ner.errors import ConfigError, key_values, needs_extra, reported
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor
@@ -59,6 +59,39 @@ DEFAULTS = {"host": "127.0.0.1", "port": "8000", "workers": "1", "max_batch_size
             "min_score": ""}  # fmt: skip
 COUNTS = ("workers", "max_batch_size", "max_bytes", "max_texts", "max_words", "max_chars", "max_queue")
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds: this machine only, every IPv4 address, every address
+OPTIONS = {
+    "model": "an export (<run>/model)",
+    "host": "the address to listen on: 127.0.0.1 this machine only, 0.0.0.0 or :: every address (containers)",
+    "port": "the HTTP port",
+    "workers": "inference processes; they share the CPU threads",
+    "max_batch_size": "requests predicted as one batch",
+    "batch_timeout": "seconds a batch waits to fill",
+    "timeout": "seconds a request may wait for a worker (then 504)",
+    "max_bytes": "a larger body gets 413, before it is read",
+    "max_texts": "texts a request (413 past it)",
+    "max_words": "words a request (413 past it)",
+    "max_chars": "characters a request (413 past it)",
+    "max_queue": "requests in the service at once; past it 503 at once",
+    "read_timeout": "seconds to receive a request's body (then 408)",
+    "grace": "seconds in-flight requests get to finish after SIGTERM",
+    "cors": "origins allowed to call from a browser, comma-separated (default: none)",
+    "backend": "onnx: the export's ONNX model in ONNX Runtime",
+    "quantize": "with backend=onnx: its int8 model",
+    "min_score": "drop entities scoring below, one value or per type (default: the export's thresholds)",
+}
+ABOUT = (
+    'Serve a trained model over HTTP (LitServe): POST /predict with {"text": ...}, {"texts": [...]} or {"tokens": '
+    '[...]}\nanswers {"entities": ...}, the entities lit_ner.predict gives; requests that arrive together are '
+    "predicted as one\nbatch; GET / is a page to try the model in a browser; /health, /ready, /metrics. With the "
+    "environment\nvariable LIT_NER_API_KEY set, every route but /health, /ready and the page needs the key "
+    "(X-API-Key).\nNeeds the serve extra: "
+    f"{needs_extra('serve')}." + """
+
+examples:
+  python -m lit_ner.serve model=outputs/quickstart/<run>/model port=8000
+  python -m lit_ner.serve model=<run>/model backend=onnx quantize=int8 workers=2 host=0.0.0.0
+  curl -X POST localhost:8000/predict -d '{"text": "Alan Walker wrote it in 1940."}'"""
+)
 FIELDS = ("text", "texts", "tokens")
 logger = logging.getLogger(__name__)
 
@@ -202,7 +235,7 @@ class NerAPI(ls.LitAPI if ls else object):  # type: ignore[misc]
 
 
 def parse(argv: Sequence[str]) -> dict[str, str]:
-    args = DEFAULTS | key_values(argv, ("model", *DEFAULTS), ("model",), USAGE)
+    args = DEFAULTS | key_values(argv, OPTIONS, ("model",), USAGE, ABOUT)
     for key in COUNTS:
         if not args[key].isdigit() or int(args[key]) < 1:
             raise ConfigError(f"{key}={args[key]}: expected a whole number, 1 or more")
@@ -255,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with reported():
         args = parse(sys.argv[1:] if argv is None else argv)
         if ls is None:
-            raise ConfigError("lit_ner.serve needs the serve extra (LitServe, prometheus-client): "
-                              "pip install 'lit_ner[serve]'")
+            raise ConfigError(
+                f"lit_ner.serve needs the serve extra (LitServe, prometheus-client): {needs_extra('serve')}"
+            )
         key, (host, port) = api_key(), (args["host"], int(args["port"]))
         free_port(host, port)
         # before any thread starts (torch's, the tokenizer's, LitServe's): each inherits the block, so that the signals
