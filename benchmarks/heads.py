@@ -18,7 +18,13 @@ from lit_ner.sweeps import mean_std
 
 
 def train_head(args: argparse.Namespace, head: str, work: Path) -> dict[int, dict]:
-    """{seed: the run's metrics.json} of one sweep over the seeds with this head; each run exports its model."""
+    """{seed: the run's metrics.json} of one sweep over the seeds with this head; each run exports its model. A head
+    whose every seed already has its metrics.json in the work folder (an earlier, interrupted benchmark) is not
+    trained again."""
+    done = [work / head / f"seed_{seed}" / "metrics.json" for seed in args.seeds]
+    if all(path.exists() for path in done):
+        print(f"{head}: reusing the runs in {work / head}", flush=True)
+        return {seed: json.loads(path.read_text()) for seed, path in zip(args.seeds, done)}
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", f"seed={','.join(map(str, args.seeds))}", "~experiment",
         "data=local", f"data.path={args.data}", f"head={head}", f"model.model_name_or_path={args.model}",
