@@ -22,7 +22,8 @@ EXPERIMENTS = sorted(f.name[: -len(".yaml")] for f in resources.files("lit_ner.c
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_instantiates(experiment: str, tiny_model: Path, tmp_path: Path, make_cfg) -> None:
-    cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"experiment={experiment}", size=None)
+    own_data = [f"data.path={tmp_path}"] if experiment == "local" else []  # experiment=local: the user's own files
+    cfg = make_cfg(tmp_path, tiny_model, tmp_path / "cache", f"experiment={experiment}", *own_data, size=None)
     datamodule = instantiate(cfg.data, _convert_="all")
     assert datamodule.hparams.tokenizer_name_or_path == str(tiny_model)
     model = instantiate(cfg.model, labels=["O", "B-PER", "I-PER"], _convert_="all")
