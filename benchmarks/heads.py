@@ -21,10 +21,10 @@ def train_head(args: argparse.Namespace, head: str, work: Path) -> dict[int, dic
     """{seed: the run's metrics.json} of one sweep over the seeds with this head; each run exports its model. A head
     whose every seed already has its metrics.json in the work folder (an earlier, interrupted benchmark) is not
     trained again."""
-    done = [work / head / f"seed_{seed}" / "metrics.json" for seed in args.seeds]
-    if all(path.exists() for path in done):
+    done = {seed: work / head / f"seed_{seed}" / "metrics.json" for seed in args.seeds}
+    if all(path.exists() for path in done.values()):
         print(f"{head}: reusing the runs in {work / head}", flush=True)
-        return {seed: json.loads(path.read_text()) for seed, path in zip(args.seeds, done)}
+        return {seed: json.loads(path.read_text()) for seed, path in done.items()}
     command = [
         sys.executable, "-m", "lit_ner.train", "-m", f"seed={','.join(map(str, args.seeds))}", "~experiment",
         "data=local", f"data.path={args.data}", f"head={head}", f"model.model_name_or_path={args.model}",
@@ -35,7 +35,7 @@ def train_head(args: argparse.Namespace, head: str, work: Path) -> dict[int, dic
     with open(work / f"{head}.log", "w", encoding="utf-8") as log:
         if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode:
             raise SystemExit(f"lit_ner.train with head={head} failed: see {work / f'{head}.log'}")
-    return {seed: json.loads((work / head / f"seed_{seed}" / "metrics.json").read_text()) for seed in args.seeds}
+    return {seed: json.loads(path.read_text()) for seed, path in done.items()}
 
 
 def evaluate_export(args: argparse.Namespace, export: Path, out: Path, cache: Path) -> tuple[dict, float]:
