@@ -22,7 +22,8 @@ FILLERS = "the a of in and to was by is his her book novel wrote written publish
 # (name, head options, context, nested data): each trains the tiny model once for the module
 MODELS = [("token", "head=token", "sentence", False), ("token-document", "head=token", "document", False),
           ("crf", "head=crf", "sentence", False), ("span", "head=span", "sentence", False),
-          ("span-nested", "head=span", "sentence", True)]  # fmt: skip
+          ("span-nested", "head=span", "sentence", True),
+          ("distilled", "head=token", "sentence", False)]  # fmt: skip
 
 
 def corpus(seed: int, documents: int) -> str:
@@ -73,11 +74,16 @@ def trained(request, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory,
             (root / "data" / f"{split}.jsonl").write_text(nested_corpus(seed, n * 3))
         else:
             (root / "data" / f"{split}.txt").write_text(corpus(seed, n))
-    result = train(make_cfg(
-        root / "run", tiny_model, root / "cache", "data=local", f"data.path={root / 'data'}", head,
-        f"data.context={context}", "data.context_tokens=8", "data.max_length=32", "data.window_context=4",
-        "model.lr=3e-3", "trainer.max_epochs=3" if nested else "trainer.max_epochs=2", "test=false", size=None,
-    ))  # fmt: skip
+    settings = [
+        "data=local", f"data.path={root / 'data'}", head, f"data.context={context}", "data.context_tokens=8",
+        "data.max_length=32", "data.window_context=4", "model.lr=3e-3",
+        "trainer.max_epochs=3" if nested else "trainer.max_epochs=2", "test=false",
+    ]  # fmt: skip
+    result = train(make_cfg(root / "run", tiny_model, root / "cache", *settings, size=None))
+    if name == "distilled":  # a one-layer student of the two-layer model, taught by it
+        teacher = result["export"]
+        result = train(make_cfg(root / "student", teacher, root / "cache", *settings, "model.num_layers=1",
+                                f"distill.teacher={teacher}", size=None))  # fmt: skip
     return root, Path(result["export"]), nested
 
 

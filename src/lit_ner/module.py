@@ -19,21 +19,42 @@ log = logging.getLogger(__name__)
 TRAINER_KEY = "lit_ner_trainer"  # a checkpoint's entry for the trainer settings it was trained with
 
 
-def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
-    """The embeddings and the list of transformer layers of any BERT-like encoder (BERT, DistilBERT, RoBERTa, ...)."""
-    base = model.base_model
+def layer_list(model: PreTrainedModel) -> nn.ModuleList | None:
+    """The transformer layers of any BERT-like encoder (BERT, DistilBERT, RoBERTa, ...); None where they cannot be
+    told apart (e.g. ALBERT, whose layers share one set of weights)."""
     depth = model.config.num_hidden_layers
-    layers = next(
-        (m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == depth),
-        None,
-    )
-    if layers is None:  # e.g. ALBERT, whose layers share one set of weights
+    return next((m for m in model.base_model.modules() if isinstance(m, nn.ModuleList) and len(m) == depth), None)
+
+
+def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
+    """The embeddings and the list of transformer layers of any BERT-like encoder."""
+    layers = layer_list(model)
+    if layers is None:
         raise ConfigError(
-            f"cannot find the {depth} transformer layers of {type(base).__name__}, so model.freeze_layers, "
-            "model.train_last_layers, model.freeze_embeddings and model.layer_lr_decay do not apply to it; leave "
-            "them at their defaults (or use model.head_only=true)"
+            f"cannot find the {model.config.num_hidden_layers} transformer layers of {type(model.base_model).__name__}, "
+            "so model.freeze_layers, model.train_last_layers, model.freeze_embeddings, model.layer_lr_decay and "
+            "model.num_layers do not apply to it; leave them at their defaults (or use model.head_only=true)"
         )
-    return getattr(base, "embeddings", None), list(layers)
+    return getattr(model.base_model, "embeddings", None), list(layers)
+
+
+def kept_layers(depth: int, n: int) -> list[int]:
+    """Which of `depth` layers a model of `n` keeps: evenly spaced, ending with the last (6 -> 3: the 2nd, 4th and
+    6th), as DistilBERT's student started from every second layer of its teacher."""
+    return [round((i + 1) * depth / n) - 1 for i in range(n)]
+
+
+def keep_layers(model: PreTrainedModel, n: int) -> None:
+    """Shrink the encoder to `n` of its layers (kept_layers), in place; its config says so, so the export is a
+    plain `n`-layer model that every reader opens."""
+    layers = encoder_parts(model)[1]
+    if not 1 <= n <= len(layers):
+        raise ConfigError(f"model.num_layers={n}: the encoder has {len(layers)} layers; give 1 to {len(layers)}")
+    kept = [layers[i] for i in kept_layers(len(layers), n)]
+    module_list = layer_list(model)
+    del module_list[:]
+    module_list.extend(kept)
+    model.config.num_hidden_layers = n
 
 
 def group_name(depth: int, n_layers: int) -> str:
@@ -91,6 +112,8 @@ class NerModule(L.LightningModule):
         compile: bool = False,
         score_in_float32: bool = True,
         head: dict[str, Any] | None = None,
+        num_layers: int | None = None,
+        distill: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -99,6 +122,12 @@ class NerModule(L.LightningModule):
         # from_pretrained returns the model in eval mode, and Lightning keeps a submodule's mode as found:
         # without this, dropout would be off for the whole training
         self.model = self.head.load_backbone(model_name_or_path, label_mismatch).train()
+        if num_layers is not None:  # a smaller student from a trained model's layers (distill.teacher teaches it)
+            keep_layers(self.model, num_layers)
+        # distill: {"teacher": an export, "temperature", "alpha"}; the teacher is read at fit start and kept out of
+        # the module's state: checkpoints and the export hold the student alone
+        self.distill = dict(distill) if distill and distill.get("teacher") else None
+        self._teacher: list[PreTrainedModel] = []
         if compile:  # compiles the forward in place: state_dict keys, checkpoints and exports stay the same
             self.model.compile(dynamic=True)
         for module in frozen_modules(self.model, freeze_embeddings, freeze_layers, train_last_layers, head_only):
@@ -116,7 +145,13 @@ class NerModule(L.LightningModule):
         return self.head.features(self.model, batch)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.head.loss(self(batch), batch)
+        features = self(batch)
+        loss = self.head.loss(features, batch)
+        if self._teacher:  # alpha of the gold labels' loss, the rest the teacher's (Hinton et al., 2015)
+            with torch.no_grad():
+                taught = self.head.features(self._teacher[0], batch)
+            alpha, temperature = self.distill["alpha"], self.distill["temperature"]
+            loss = alpha * loss + (1 - alpha) * self.head.distill_loss(features, taught, batch, temperature)
         if not torch.isfinite(loss):
             self.diverged(f"the training loss is {loss.item()}")
         sentences = len(batch["sentence"]) if "sentence" in batch else len(batch["input_ids"])  # packed rows hold several
@@ -295,6 +330,9 @@ class NerModule(L.LightningModule):
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_fit_start(self) -> None:
+        if self.distill and not self._teacher:  # the teacher's tag probabilities, on the student's device
+            teacher = self.head.load_backbone(self.distill["teacher"], "error")
+            self._teacher.append(teacher.to(self.device).eval().requires_grad_(False))
         groups = self.parameter_groups()
         for logger in self.loggers:
             logger.log_metrics(

@@ -83,6 +83,18 @@ class TokenHead(Head):
         target = batch.get("all_labels", batch["labels"]) if self.training else batch["labels"]
         return nn.functional.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE)
 
+    def distill_loss(
+        self, logits: torch.Tensor, teacher: torch.Tensor, batch: Mapping[str, Any], temperature: float
+    ) -> torch.Tensor:
+        """KL(teacher || student) of the tag distributions at the positions the loss reads, both logits divided by
+        `temperature`; times temperature**2, so its gradients keep their size as the temperature changes."""
+        target = batch.get("all_labels", batch["labels"]).flatten()
+        read = target != IGNORE
+        student = nn.functional.log_softmax(logits.flatten(0, 1)[read].float() / temperature, -1)
+        taught = nn.functional.log_softmax(teacher.flatten(0, 1)[read].float() / temperature, -1)
+        kl = nn.functional.kl_div(student, taught, log_target=True, reduction="batchmean")
+        return kl * temperature**2
+
     def validate(self, logits: torch.Tensor, batch: Mapping[str, Any], metrics: Sequence[Any]) -> None:
         # argmax on the device: only label ids (and then only counts) ever leave it, never full logits
         predicted = logits.argmax(-1)
