@@ -4,8 +4,7 @@ the sentence embeddings the diverse strategy spreads its picks over."""
 
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -126,34 +125,33 @@ def pick(
 def task_order(strategy: str, scores: Sequence[float], embeddings: np.ndarray | None, seed: int,
                batch: int = 25) -> list[int]:  # fmt: skip
     """The order annotation-tool tasks are served in: every task, by the strategy; diverse spreads each run of `batch`
-    tasks (about what an annotator labels in one sitting)."""
+    tasks (about what an annotator labels in one sitting; fewer where there are few tasks, so that each run is picked
+    from several times its size)."""
     if strategy == "random":
         return random_order(len(scores), seed)
     if strategy == "uncertainty":
         return uncertainty_order(scores)
-    return diverse_order(scores, embeddings, min(batch, max(1, len(scores))), seed)
+    return diverse_order(scores, embeddings, max(1, min(batch, len(scores) // SPREAD)), seed)
 
 
-def embed(model_name_or_path: str | Path, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+def embed(encoder: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], batch_size: int = 64,
           max_length: int = 256) -> np.ndarray:  # fmt: skip
-    """One vector a sentence of words: the encoder's last hidden states averaged over the sentence's sub-tokens (the
-    pooling of sentence-embedding models such as MiniLM). An export's encoder loads without its head."""
+    """One vector a sentence of words: the last hidden states of `encoder` (a transformers model; a tagger's own
+    encoder, its head left out) averaged over the sentence's sub-tokens, the pooling of sentence-embedding models
+    such as MiniLM."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_name_or_path))
-    encoder = AutoModel.from_pretrained(str(model_name_or_path)).eval()
+    base = encoder.base_model.eval()
     vectors = []
     with torch.inference_mode():
         for start in range(0, len(sentences), batch_size):
             words = [list(s) for s in sentences[start : start + batch_size]]
             inputs = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length,
-                               padding=True, return_tensors="pt")  # fmt: skip
-            hidden = encoder(**inputs).last_hidden_state
+                               padding=True, return_tensors="pt").to(base.device)  # fmt: skip
+            hidden = base(**inputs).last_hidden_state.float()
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vectors.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
-    width = encoder.config.hidden_size
-    return torch.cat(vectors).float().numpy() if vectors else np.zeros((0, width), dtype=np.float32)
+            vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
+    return torch.cat(vectors).numpy() if vectors else np.zeros((0, base.config.hidden_size), dtype=np.float32)
 
 
 def count_for(fraction: float, total: float) -> float:
