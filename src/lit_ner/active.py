@@ -121,7 +121,13 @@ def pool_embeddings(cfg: DictConfig, pool: Pool) -> np.ndarray:
     """The training sentences' embeddings by the data's encoder, computed once and kept in the run folder."""
     path = Path(cfg.run_dir) / "embeddings.npy"
     if not path.exists():
-        vectors = embed(cfg.model.model_name_or_path, [s["tokens"] for s in pool.train], max_length=cfg.data.max_length)
+        from transformers import AutoModel, AutoTokenizer
+
+        from lit_ner.locations import local_or_hub
+
+        name = local_or_hub(cfg.model.model_name_or_path, "model.model_name_or_path")
+        encoder, tokenizer = AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        vectors = embed(encoder, tokenizer, [s["tokens"] for s in pool.train], max_length=cfg.data.max_length)
         with files.writing(path, "wb") as f:
             np.save(f, vectors)
     return np.load(path)
