@@ -84,11 +84,13 @@ def test_a_killed_run_resumes_at_the_next_round_with_the_same_curve(straight, ti
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)  # in round 1: its training or scoring
     process.wait()
-    assert len(json.loads(state.read_text())["rounds"]) == 1
+    finished = json.loads(state.read_text())["rounds"]
+    assert len(finished) == 1
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "1 of 3 rounds done, resuming" in done.stdout + done.stderr
     resumed = json.loads(state.read_text())["rounds"]
+    assert resumed[0] == finished[0]  # kept as it was (its seconds too), not trained again
     same = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
     assert same == [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
