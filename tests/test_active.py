@@ -163,3 +163,20 @@ def test_predict_sort_diverse_serves_one_of_each_group_of_near_duplicates_first(
     for form in ("format=label-studio", "format=doccano"):
         order = served(model, tmp_path / "tasks.json", tmp_path / "d.out", form, "sort=diverse")
         assert sorted(order) == list(range(12)) and {group[i] for i in order[:3]} == {0, 1, 2}, form
+
+
+def trained_from(round_dir: Path) -> str:
+    """The model a round's training started from, as its best checkpoint records it."""
+    import torch
+
+    checkpoint = torch.load(round_dir / "checkpoints/best.ckpt", map_location="cpu", weights_only=True)
+    return checkpoint["hyper_parameters"]["model_name_or_path"]
+
+
+def test_warm_start_trains_each_round_from_the_previous_rounds_export(straight, tiny_model: Path,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    run_dir, cache, _ = straight
+    assert trained_from(run_dir / "rounds/1") == str(tiny_model)  # the default: every round from the encoder
+    active.run(*overrides(tmp_path / "run", tiny_model, cache, "active.sizes=[0.1,0.2]", "active.warm_start=true"))
+    assert trained_from(tmp_path / "run/rounds/0") == str(tiny_model)
+    assert trained_from(tmp_path / "run/rounds/1") == str(tmp_path / "run/rounds/0/model")
