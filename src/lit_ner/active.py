@@ -98,7 +98,8 @@ def round_config(cfg: DictConfig, k: int, pool: Pool, labelled: list[int]) -> Di
     round_cfg = cfg.copy()
     with open_dict(round_cfg):
         data = round_cfg.data
-        data.path, data.format, data.data_files, data.hub_name, data.synthetic = str(folder / "data"), "json", None, None, None
+        data.path, data.format = str(folder / "data"), "json"
+        data.data_files, data.hub_name, data.synthetic = None, None, None  # data.path is the only source
         data.labels, data.scheme, data.label_names = list(pool.labels), data.train_scheme, None  # tags as read
         round_cfg.run_dir, round_cfg.test, round_cfg.export, round_cfg.ckpt_path = str(folder), False, True, None
         round_cfg.demo_sentences, round_cfg.hub.repo_id = [], None
@@ -148,8 +149,8 @@ def next_picks(cfg: DictConfig, k: int, pool: Pool, labelled: list[int], export:
 
 def run_round(cfg: DictConfig, k: int, pool: Pool, state: dict[str, Any], budgets: list[float],
               embeddings: np.ndarray | None) -> None:  # fmt: skip
-    """Train on what rounds 0..k revealed, score the dev split, pick round k+1's sentences; state.json then holds
-    the round, so that a kill from here on loses nothing of it."""
+    """Train on what rounds 0..k revealed, record the best dev F1, pick round k+1's sentences; state.json then holds
+    the round, so that a kill from here on loses nothing of it. `seconds`: the training and the picking."""
     from lit_ner.train import train  # lit_ner's public in-process training: the same recipe as lit-ner-train
 
     started = time.perf_counter()
@@ -159,6 +160,9 @@ def run_round(cfg: DictConfig, k: int, pool: Pool, state: dict[str, Any], budget
            "words": sum(pool.words[i] for i in labelled), "dev_f1": result["best"]["value"]}  # fmt: skip
     if k + 1 < len(budgets):
         state["picks"].append(next_picks(cfg, k, pool, labelled, result["export"], budgets[k + 1], embeddings))
+        if not state["picks"][-1]:
+            log.warning("round %d reveals no sentence: its budget grows less than the next pick costs; space "
+                        "active.sizes further apart", k + 2)  # fmt: skip
     row["seconds"] = round(time.perf_counter() - started, 1)
     state["rounds"].append(row)
     files.write_text(Path(cfg.run_dir) / "state.json", json.dumps(state, indent=1))

@@ -26,8 +26,8 @@ def sentence_score(decoded: "Decoded") -> float:
 
 
 def within_budget(order: Sequence[int], costs: Sequence[float], budget: float) -> list[int]:
-    """`order`'s indices up to the budget: the picks stop before the first one whose cost would pass it, so the strategy's
-    order is kept (skipping ahead to shorter sentences would turn every strategy into "shortest first")."""
+    """`order`'s indices up to the budget: the picks stop before the first one whose cost would pass it, so the
+    strategy's order is kept (skipping ahead to shorter sentences would turn every strategy into "shortest first")."""
     picked, spent = [], 0.0
     for i in order:
         if spent + costs[i] > budget:
