@@ -18,7 +18,7 @@ from lit_ner.app import compose_config
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 SCRIPTS = tomllib.loads(PYPROJECT.read_text())["project"]["scripts"]
 HYDRA_COMMANDS = {"train": ["experiment", "data", "model", "head", "preset", "trainer"], "evaluate": ["data", "model"],
-                  "inspect": ["data", "model"]}  # fmt: skip
+                  "inspect": ["data", "model"], "active": ["data", "model", "head", "trainer"]}  # fmt: skip
 # a setting or option line: two spaces, key=VALUE (VALUE may be <a placeholder with spaces>), its meaning
 SETTING = re.compile(r"  ([\w.]+)=(\"[^\"]*\"|<[^>]*>|\S+)\s{2,}(\S.*)")
 

@@ -18,7 +18,7 @@ USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=first|average|max] [batch_size=64] [device=cpu|cuda] [max_length=N] [window_context=N] "
     "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll|label-studio|doccano] "
-    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty] [text_field=text] [from_name=label] [to_name=text]"
+    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty|random|diverse] [text_field=text] [from_name=label] [to_name=text]"
 )
 ABOUT = """Tag texts or files with a trained model (an export: <run>/model), read as lit_ner.evaluate scores it: JSON
 lines of entities with character offsets and scores, a CoNLL file with a column of predicted tags, or Label Studio /
@@ -43,12 +43,13 @@ OPTIONS = {
     "compile": "torch.compile with frozen weights: the same entities, faster on large inputs",
     "format": "conll: CoNLL out; label-studio, doccano: tasks in, pre-annotations out (else by suffix)",
     "min_score": "drop entities scoring below, one value or per type (else the export's thresholds)",
-    "sort": "uncertainty: with format=label-studio or doccano, the least sure tasks first",
+    "sort": "label-studio or doccano tasks: uncertainty (least sure first), random, or diverse (least sure, spread)",
     "text_field": "the tasks' text field (default: their one string field, else text)",
     "from_name": "the Label Studio Labels control",
     "to_name": "the Label Studio Text object",
 }
 TASK_FORMATS = ("label-studio", "doccano")  # annotation-tool tasks in, pre-annotations out
+SORTS = ("uncertainty", "random", "diverse")  # lit_ner.selection's strategies
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -121,21 +122,37 @@ def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
 def pre_annotations(predictor: NerPredictor, tasks: list[Any], args: dict[str, str]) -> str:
     """The tasks (`read_tasks`) with the model's entities: Label Studio tasks, each with a `predictions` entry (its
     `model_version` the export's run and date, its `score` the model's confidence: lower is more worth labelling),
-    or doccano JSON lines; with sort=uncertainty the least sure first."""
-    from lit_ner.data.preannotations import doccano_records, label_studio_predictions, sort_by_uncertainty, task_score
+    or doccano JSON lines; with sort= in the order the strategy serves them (lit_ner.selection)."""
+    from lit_ner.data.preannotations import doccano_records, label_studio_predictions, task_score
 
     read = predictor.texts([task.text for task in tasks], progress=True)
     found = [entities for entities, _ in read]
     confidences = [decoded.confidence for _, decoded in read]
     if args["format"] == "doccano":
         records = doccano_records(tasks, found)
-        if args.get("sort"):
-            order = sorted(range(len(tasks)), key=lambda i: task_score(found[i], confidences[i]))
-            records = [records[i] for i in order]
+    else:
+        names = args.get("from_name", "label"), args.get("to_name", "text")
+        records = label_studio_predictions(tasks, found, model_name(args["model"]), confidences, *names)
+    if args.get("sort"):
+        records = [records[i] for i in task_order(predictor, tasks, [task_score(*r) for r in zip(found, confidences)],
+                                                  args["sort"])]  # fmt: skip
+    if args["format"] == "doccano":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    names = args.get("from_name", "label"), args.get("to_name", "text")
-    labelled = label_studio_predictions(tasks, found, model_name(args["model"]), confidences, *names)
-    return json.dumps(sort_by_uncertainty(labelled) if args.get("sort") else labelled, ensure_ascii=False, indent=1)
+    return json.dumps(records, ensure_ascii=False, indent=1)
+
+
+def task_order(predictor: NerPredictor, tasks: list[Any], scores: list[float], strategy: str) -> list[int]:
+    """The order `strategy` serves the tasks in; diverse reads the tasks' embeddings with the model's own encoder."""
+    from lit_ner import selection
+
+    embeddings = None
+    if strategy == "diverse":
+        encoder = getattr(predictor.runner, "model", None)
+        if encoder is None:
+            raise ConfigError("sort=diverse reads the tasks with the model's encoder: use backend=torch")
+        words = [[word for word, _, _ in predictor.split(task.text)] for task in tasks]
+        embeddings = selection.embed(encoder, predictor.tokenizer, words, max_length=predictor.reading.max_length)
+    return selection.task_order(strategy, scores, embeddings, seed=0)
 
 
 def write_text(text: str, output: str | None) -> None:
@@ -162,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise ConfigError(f"format={args['format']}: conll, label-studio or doccano (others go by the suffix)")
         if args.get("format") in TASK_FORMATS and "input" not in args:
             raise ConfigError(f"format={args['format']} reads tasks from a file: give input=<tasks.json>")
-        if "sort" in args and (args["sort"] != "uncertainty" or args.get("format") not in TASK_FORMATS):
-            raise ConfigError(f"sort={args['sort']}: sort=uncertainty orders label-studio or doccano tasks")
+        if "sort" in args and (args["sort"] not in SORTS or args.get("format") not in TASK_FORMATS):
+            raise ConfigError(f"sort={args['sort']}: sort={'|'.join(SORTS)} orders format=label-studio or doccano tasks")
         conll = "input" in args and (args.get("format") == "conll" or Path(args["input"]).suffix == ".conll")
         annotating = args.get("format") in TASK_FORMATS
         # the input is read before the model is: bad input stops before any work
