@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lit_ner"
 COMMANDS = {"lit_ner.train", "lit_ner.evaluate", "lit_ner.predict", "lit_ner.serve", "lit_ner.inspect",
-            "lit_ner.export_onnx", "lit_ner.push"}  # fmt: skip
+            "lit_ner.export_onnx", "lit_ner.push", "lit_ner.active"}  # fmt: skip
 BELOW_ALL = {"lit_ner", "lit_ner.errors", "lit_ner.locations", "lit_ner.files"}  # what any layer may import
 
 

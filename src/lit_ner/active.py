@@ -22,8 +22,10 @@ from lit_ner import files
 from lit_ner.app import CONFIG_PATH, build, check_writable
 from lit_ner.cli import check_config, compose_run, hydra_refusals_reported, model_argument
 from lit_ner.errors import REPORTED, ConfigError, exit_with
+from lit_ner.locations import local_or_hub
 from lit_ner.reports import markdown_table
 from lit_ner.selection import STRATEGIES, count_for, embed, pick, sentence_score
+from lit_ner.training import train  # the recipe lit-ner-train runs, a round at a time
 
 log = logging.getLogger("lit_ner")
 UNITS = ("words", "sentences")
@@ -122,13 +124,14 @@ def pool_embeddings(cfg: DictConfig, pool: Pool) -> np.ndarray:
     """The training sentences' embeddings by the data's encoder, computed once and kept in the run folder."""
     path = Path(cfg.run_dir) / "embeddings.npy"
     if not path.exists():
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        from lit_ner.locations import local_or_hub
+        from lit_ner.data.encode import load_tokenizer
+        from lit_ner.models import load_weights
 
         name = local_or_hub(cfg.model.model_name_or_path, "model.model_name_or_path")
-        encoder, tokenizer = AutoModel.from_pretrained(name), AutoTokenizer.from_pretrained(name)
-        vectors = embed(encoder, tokenizer, [s["tokens"] for s in pool.train], max_length=cfg.data.max_length)
+        encoder = load_weights(name, AutoModel, "model.model_name_or_path")
+        vectors = embed(encoder, load_tokenizer(name), [s["tokens"] for s in pool.train], max_length=cfg.data.max_length)
         with files.writing(path, "wb") as f:
             np.save(f, vectors)
     return np.load(path)
@@ -151,7 +154,6 @@ def run_round(cfg: DictConfig, k: int, pool: Pool, state: dict[str, Any], budget
               embeddings: np.ndarray | None) -> None:  # fmt: skip
     """Train on what rounds 0..k revealed, record the best dev F1, pick round k+1's sentences; state.json then holds
     the round, so that a kill from here on loses nothing of it. `seconds`: the training and the picking."""
-    from lit_ner.train import train  # lit_ner's public in-process training: the same recipe as lit-ner-train
 
     started = time.perf_counter()
     labelled = [i for picks in state["picks"][: k + 1] for i in picks]
