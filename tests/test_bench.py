@@ -52,3 +52,31 @@ def test_bench_prints_every_row_with_a_ratio(tiny_model: Path, tmp_path: Path) -
     assert "built-in book corpus" in text
     assert "| seqeval (the recipe's compute_metrics after the argmax) |" in text
     assert "EntityMetric, 1 torch thread(s)" in text
+
+
+def test_the_active_learning_table_finds_the_first_round_that_reaches_95_percent_of_full_data() -> None:
+    from benchmarks.active import table
+
+    def curve(*points: tuple[float, float]) -> list[dict]:
+        return [{"words": w, "dev_f1": f} for w, f in points]
+
+    curves = {
+        "random": {1: curve((100, 0.5), (200, 0.7), (400, 0.80)), 2: curve((100, 0.5), (200, 0.7), (400, 0.82))},
+        "uncertainty": {1: curve((100, 0.5), (200, 0.80), (400, 0.85)), 2: curve((100, 0.5), (200, 0.81), (400, 0.85))},
+    }
+    rows = table(curves, reference=[0.84, 0.84], total_words=1000)
+    assert "95 %: 0.7980" in rows[0]
+    random_row, uncertainty_row = rows[-2], rows[-1]
+    assert random_row.endswith("| 400 (40.0%) |")  # the mean of 0.80 and 0.82 passes 0.798 at round 2
+    assert uncertainty_row.endswith("| 200 (20.0%) |") and "20.0%: 0.8050 ± 0.0071" in uncertainty_row
+    assert table({"random": {1: curve((100, 0.1))}}, [0.84], 1000)[-1].endswith("| not within the rounds |")
+
+
+def test_the_distillation_table_sets_each_student_beside_its_teacher() -> None:
+    from benchmarks.distill import table
+
+    teacher = {"scores": {"test/f1": 0.90}, "seconds": 100.0}
+    runs = {"distilled": {1: {"scores": {"test/f1": 0.88}, "seconds": 50.0}, 2: {"scores": {"test/f1": 0.86}, "seconds": 60.0}}}
+    rows = table(teacher, runs, layers=3)
+    assert rows[2].startswith("| teacher (all layers) | 1 | 0.9000 |")
+    assert rows[3].startswith("| 3-layer student, distilled | 2 | 0.8700 ± 0.0141 | +0.0300 | 55 |")
