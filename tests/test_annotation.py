@@ -11,10 +11,11 @@ from lit_ner.data.annotation import newest_annotation
 from lit_ner.data.formats import read_conll
 from lit_ner.data.preannotations import (
     Task, conll_to_label_studio, doccano_records, label_config, label_studio_predictions, read_tasks,
-    sort_by_uncertainty, task_score,
+    task_score,
 )  # fmt: skip
 from lit_ner.data.sources import load_ner_dataset
 from lit_ner.errors import ConfigError, DataError
+from lit_ner.selection import task_order
 
 
 def region(text: str, words: str, label: str, start: int | None = None) -> dict:
@@ -310,7 +311,8 @@ def test_task_score_is_the_lowest_confidence_and_sorting_puts_the_least_sure_fir
     written = label_studio_predictions(predicted_tasks(tmp_path), ENTITIES, "conll-bert 2024-06-01",
                                        confidences=[0.7, 0.9, 0.2])  # fmt: skip
     assert [t["predictions"][0]["score"] for t in written] == [0.61, 0.9, 0.2]
-    assert [t["data"]["text"] for t in sort_by_uncertainty(written)] == ["No entity", TEXT, "Mary Smith in Paris"]
+    order = task_order("uncertainty", [t["predictions"][0]["score"] for t in written], None, seed=0)  # predict's sort=
+    assert [written[i]["data"]["text"] for i in order] == ["No entity", TEXT, "Mary Smith in Paris"]
 
 
 def test_label_studio_predictions_shape(tmp_path: Path) -> None:

@@ -115,16 +115,6 @@ def label_studio_predictions(
     return written
 
 
-def sort_by_uncertainty(tasks: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Pre-annotated tasks, the least sure prediction (lowest score) first; ties and tasks without one keep their
-    order, the latter last."""
-    def score(task: dict[str, Any]) -> float:
-        predictions = task.get("predictions") or [{}]
-        return float(predictions[0].get("score", float("inf")))
-
-    return sorted(tasks, key=score)
-
-
 def doccano_records(tasks: Sequence[Task], entities: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """doccano JSONL lines of predicted entities: `text` and `label`: [[start, end, type], ...]."""
     if len(entities) != len(tasks):
