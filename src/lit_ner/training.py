@@ -109,10 +109,13 @@ def checked_teacher(cfg: DictConfig, labels: list[str], head: str) -> dict[str, 
     if info.labels != labels:
         raise ConfigError(f"distill.teacher={distill.teacher}: the teacher's labels {info.labels} differ from the "
                           f"data's {labels}; give a teacher trained on these labels")  # fmt: skip
-    if not 0.0 <= distill.alpha <= 1.0 or distill.temperature <= 0:
-        raise ConfigError(f"distill.alpha={distill.alpha} must lie in [0, 1] and distill.temperature="
-                          f"{distill.temperature} above 0")  # fmt: skip
-    return {"teacher": info.source, "temperature": float(distill.temperature), "alpha": float(distill.alpha)}
+    settings = {key: float(distill.get(key, 0.0)) for key in ("temperature", "alpha", "hidden")}
+    for key, rule, ok in (("alpha", "lie in [0, 1]", 0 <= settings["alpha"] <= 1),
+                          ("temperature", "be above 0", settings["temperature"] > 0),
+                          ("hidden", "be 0 or above", settings["hidden"] >= 0)):  # fmt: skip
+        if not ok:
+            raise ConfigError(f"distill.{key}={distill[key]} must {rule}")
+    return {"teacher": info.source, **settings}
 
 
 def replayable(result: dict[str, Any], model: Any) -> list:
