@@ -329,6 +329,11 @@ def conll_lines(file: Path) -> tuple[list[str], str | None, list[list[int]], lis
     return lines, conll_separator(file), [numbers for numbers, _, _ in sentences], [d for _, _, d in sentences]
 
 
+def conll_words(lines: Sequence[str], sep: str | None, sentences: Sequence[Sequence[int]]) -> list[list[str]]:
+    """Each sentence's words, of `conll_lines`' output: the first column of its lines (any other is not read)."""
+    return [[lines[n].split(sep)[0] for n in numbers] for numbers in sentences]
+
+
 def conll_examples(
     file: Path, tag_column: int = -1, token_prefix: str | None = None
 ) -> Iterator[tuple[list[str], list[str], int]]:
