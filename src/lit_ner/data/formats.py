@@ -233,12 +233,12 @@ def _read_file(
     keys = [r.get("document", object()) if isinstance(r, dict) else object() for _, r in records]
     tokens, tags = [e[0] for e in examples], [e[1] for e in examples]
     if all(e[2] is None for e in examples):
-        return tokens, tags, _runs(keys), None
+        return tokens, tags, numbered_runs(keys), None
     spans = [entity_spans(t) if e[2] is None else e[2] for t, e in zip(tags, examples)]
-    return tokens, tags, _runs(keys), [_as_records(s) for s in spans]
+    return tokens, tags, numbered_runs(keys), [_as_records(s) for s in spans]
 
 
-def _runs(keys: Sequence[Any]) -> list[int]:
+def numbered_runs(keys: Sequence[Any]) -> list[int]:
     """0, 1, 2, ...: a new number wherever the key differs from the previous one."""
     return list(accumulate(int(i > 0 and key != keys[i - 1]) for i, key in enumerate(keys)))
 
