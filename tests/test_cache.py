@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lit_ner.data import NerDataModule
-from lit_ner.errors import DataError
+from lit_ner.errors import ConfigError, DataError
 
 
 def write_conll(path: Path, sentences: list[list[tuple[str, str]]]) -> Path:
@@ -33,8 +33,8 @@ def data(tmp_path: Path) -> Path:
     return folder
 
 
-def make(tiny_model: Path, folder: Path, cache_dir: Path) -> NerDataModule:
-    return NerDataModule(str(tiny_model), path=str(folder), cache_dir=str(cache_dir), max_length=32)
+def make(tiny_model: Path, folder: Path, cache_dir: Path, **kwargs) -> NerDataModule:
+    return NerDataModule(str(tiny_model), path=str(folder), cache_dir=str(cache_dir), max_length=32, **kwargs)
 
 
 def entries(cache_dir: Path) -> list[str]:
@@ -105,6 +105,35 @@ def test_an_edit_that_keeps_size_and_time_gives_a_new_cache_entry(
     assert edited.cache_path != first.cache_path and str(train) in reads
     edited.prepare_data()
     assert "B-ORG" in edited.labels and "B-ORG" not in first.labels
+
+
+def test_extra_train_files_join_the_train_split_alone_and_key_the_cache_by_their_content(
+    tiny_model: Path, data: Path, tmp_path: Path
+) -> None:
+    """data.extra_train: more training sentences (a teacher's tags, in distillation), after the source's own; a
+    changed file is a new cache entry, a missing one stops before any work."""
+    extra = tmp_path / "extra" / "more.jsonl"
+    extra.parent.mkdir()
+    sentence = {"tokens": ["mary", "smith", "wrote", "in", "paris"], "tags": ["B-PER", "I-PER", "O", "O", "B-LOC"]}
+    extra.write_text(json.dumps(sentence) + "\n")
+    cache_dir = tmp_path / "cache"
+    alone, added = make(tiny_model, data, cache_dir), make(tiny_model, data, cache_dir, extra_train=[str(extra)])
+    for datamodule in (alone, added):
+        datamodule.prepare_data()
+    assert added.cache_path != alone.cache_path
+    before, after = alone.cached_words(), added.cached_words()
+    assert list(after["train"]["tokens"]) == list(before["train"]["tokens"]) + [sentence["tokens"]]
+    assert after["train"][-1]["tags"] == sentence["tags"]
+    assert after["train"][-1]["document"] > max(before["train"]["document"])  # a document of its own
+    assert list(after["validation"]["tokens"]) == list(before["validation"]["tokens"])
+
+    extra.write_text(json.dumps(sentence | {"tags": ["B-PER", "I-PER", "O", "O", "B-ORG"]}) + "\n")
+    changed = make(tiny_model, data, cache_dir, extra_train=[str(extra)])
+    assert changed.cache_path != added.cache_path
+    changed.prepare_data()
+    assert "B-ORG" in changed.labels
+    with pytest.raises(ConfigError, match=f"data.extra_train: {tmp_path / 'gone.jsonl'} is not a file"):
+        make(tiny_model, data, cache_dir, extra_train=[str(tmp_path / "gone.jsonl")])
 
 
 # ---- whole or absent

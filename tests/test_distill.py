@@ -1,5 +1,6 @@
 """Distillation and smaller students: which layers a student keeps, the loss that teaches it, the checks on its
-teacher, and the student as an export like any other (its one-path test is in test_one_path, `distilled`)."""
+teacher, the student as an export like any other (its one-path test is in test_one_path, `distilled`), and the
+unlabelled text its teacher tags for it (distill.unlabelled)."""
 
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from transformers import AutoConfig, pipeline
 
 from lit_ner.data.align import IGNORE
-from lit_ner.errors import ConfigError
+from lit_ner.errors import ConfigError, DataError
 from lit_ner.heads.token import TokenHead
 from lit_ner.module import kept_layers, layer_loss
 from lit_ner.train import train
@@ -145,3 +146,101 @@ def test_alpha_weighs_the_gold_loss_against_the_teachers(data: list[str], teache
     # distill.hidden adds its weight of the layer loss, which a one-layer student of a two-layer teacher has to learn
     once, twice = (first_loss("distill.alpha=1", "model.num_layers=1", f"distill.hidden={w}") - gold for w in (1, 2))
     assert once > 1e-3 and twice == pytest.approx(2 * once, rel=1e-3), (once, twice)
+
+
+# ---- unlabelled text the teacher tags (distill.unlabelled)
+
+
+@pytest.fixture()
+def unlabelled(tmp_path: Path) -> list[Path]:
+    """A .txt of raw sentences, and a CoNLL file whose words carry WikiANN's "en:" and whose tag column (wrong on
+    purpose) is not read."""
+    text = tmp_path / "raw.txt"
+    text.write_text("mary walker wrote a book in paris.\n\njohn smith was in berlin\n")
+    conll = tmp_path / "words.conll"
+    conll.write_text("-DOCSTART- O\n\nen:anna B-LOC\nen:smith B-LOC\nen:said B-LOC\n\nen:london B-LOC\nen:river B-LOC\n")
+    return [text, conll]
+
+
+def tagged(run_dir: Path) -> list[dict]:
+    path = run_dir / "distill" / "unlabelled.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_unlabelled_sentences_join_training_with_the_teachers_tags(
+    data: list[str], teacher: Path, tmp_path: Path, make_cfg, unlabelled: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lit_ner.app import build
+    from lit_ner.predict import NerPredictor
+
+    files = f"distill.unlabelled=[{unlabelled[0]},{unlabelled[1]}]"
+    overrides = (*data, f"distill.teacher={teacher}", files, "distill.token_prefix=en:", "model.num_layers=1")
+    cfg = make_cfg(tmp_path / "run", teacher, tmp_path / "cache", *overrides, size=None)
+    result = train(cfg)
+    assert result["scores"]["test/f1"] > 0.5
+    records = tagged(tmp_path / "run")
+    words = [["mary", "walker", "wrote", "a", "book", "in", "paris", "."], ["john", "smith", "was", "in", "berlin"],
+             ["anna", "smith", "said"], ["london", "river"]]  # fmt: skip
+    assert [r["tokens"] for r in records] == words  # the blank line left out, the prefix stripped
+    expected = [d.tags for d in NerPredictor.from_pretrained(teacher).word_tags(words)]
+    assert [r["tags"] for r in records] == expected and any(t != "O" for tags in expected for t in tags)
+    documents = [r["document"] for r in records]
+    assert documents[0] != documents[1] != documents[2] == documents[3]  # lines apart; a CoNLL document together
+
+    # the training split the run read: the data's own sentences, then exactly these
+    alone = build(cfg.data, _convert_="all")
+    alone.prepare_data()
+    added = build(cfg.data, extra_train=[str(tmp_path / "run" / "distill" / "unlabelled.jsonl")], _convert_="all")
+    assert (added.cache_path / "meta.json").exists()  # prepared by the run, not here
+    train_words = added.cached_words()["train"]["tokens"]
+    assert list(train_words) == list(alone.cached_words()["train"]["tokens"]) + words
+
+    # a resumed run reads the file again, untouched, even where the unlabelled text has changed since
+    unlabelled[0].write_text("peter walker was in york\n")
+    monkeypatch.setattr(NerPredictor, "from_pretrained", lambda *a, **k: pytest.fail("tagged again on resume"))
+    resumed = make_cfg(tmp_path / "other", teacher, tmp_path / "cache", *overrides, f"ckpt_path={tmp_path / 'run'}",
+                       size=None)  # fmt: skip
+    train(resumed)
+    assert tagged(tmp_path / "run") == records
+
+
+def test_a_changed_unlabelled_file_is_a_new_cache_entry(
+    data: list[str], teacher: Path, tmp_path: Path, make_cfg, unlabelled: list[Path]
+) -> None:
+    def run(name: str) -> set[str]:
+        cfg = make_cfg(tmp_path / name, teacher, tmp_path / "cache", *data, f"distill.teacher={teacher}",
+                       f"distill.unlabelled={unlabelled[0]}", "+trainer.max_steps=1", "test=false", "export=false",
+                       size=None)  # fmt: skip
+        train(cfg)
+        return {p.name for p in (tmp_path / "cache").iterdir() if (p / "meta.json").exists()}
+
+    first = run("first")
+    unlabelled[0].write_text("peter walker was in york\n")
+    second = run("second")
+    assert len(second - first) == 1  # the teacher's new tags: a new entry, not the first run's
+    assert tagged(tmp_path / "second")[0]["tokens"] == ["peter", "walker", "was", "in", "york"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("missing.txt", "distill.unlabelled: {tmp}/missing.txt is not a file"),
+        ("notes.csv", "distill.unlabelled: {tmp}/notes.csv ends in '.csv', which is no format of unlabelled"),
+        ("empty.conll", "distill.unlabelled: {tmp}/empty.conll is empty"),
+        ("bad.jsonl", "distill.unlabelled={tmp}/bad.jsonl, line 1: expected a JSON object"),
+        ("no teacher", "distill.unlabelled=.*: the teacher tags these sentences; set distill.teacher=<export> too"),
+    ],
+)
+def test_unlabelled_text_that_cannot_be_tagged_stops_before_training(
+    data: list[str], teacher: Path, tmp_path: Path, make_cfg, given: str, message: str
+) -> None:
+    for name, text in (("notes.csv", "a,b\n"), ("empty.conll", ""), ("bad.jsonl", '{"words": ["a"]}\n')):
+        (tmp_path / name).write_text(text)
+    (tmp_path / "raw.txt").write_text("john smith was in london\n")
+    file = tmp_path / ("raw.txt" if given == "no teacher" else given)
+    taught = [] if given == "no teacher" else [f"distill.teacher={teacher}"]
+    cfg = make_cfg(tmp_path / "run", teacher, tmp_path / "cache", *data, *taught, f"distill.unlabelled={file}",
+                   size=None)  # fmt: skip
+    with pytest.raises((ConfigError, DataError), match=message.format(tmp=tmp_path).replace("[", r"\[")):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "distill").exists()

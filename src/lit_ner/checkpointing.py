@@ -123,8 +123,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 # Lightning's short names for trainer.precision
 PRECISION_ALIASES = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 
-# settings that may differ on resume without changing what is trained: where things are, how many workers
-RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer_name_or_path"}
+# settings that may differ on resume without changing what is trained: where things are, how many workers;
+# extra_train names files too, and distillation adds its own there (lit_ner.distillation), which a resume reads again
+RESUME_FREE = {"labels", "compile", "cache_dir", "num_workers", "path", "eval_batch_size", "tokenizer_name_or_path",
+               "extra_train"}  # fmt: skip
 
 
 def check_resume_config(checkpoint: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from lit_ner import files
-from lit_ner.data.formats import conll_lines, parse_json, text_checked
+from lit_ner.data.formats import conll_lines, conll_words, text_checked
+from lit_ner.data.unlabelled import read_documents
 from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or_false
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
@@ -69,39 +70,6 @@ def whole_number(args: dict[str, str], key: str, minimum: int = 1) -> int | None
     return int(args[key])
 
 
-def read_documents(path: Path) -> list[dict[str, Any]]:
-    """Records to tag: plain text, one document a line; or (.jsonl, .json) JSON lines with `text` or `tokens` (and
-    optionally `document`: consecutive `tokens` records with the same value are the sentences of one document)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"input={path}: cannot read the file ({err.strerror})") from None
-    json_lines = path.suffix in (".jsonl", ".json")
-    if json_lines and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-        # one JSON array (what json.dump writes) fails on its first line with a message that does not say why
-        raise DataError(f"input={path} must be JSON Lines: one object a line, not one JSON array")
-    lines = data.splitlines()
-    records = []
-    for line_number, line in enumerate(lines, 1):
-        try:
-            text = line.decode("utf-8-sig" if line_number == 1 else "utf-8")  # a byte-order mark may open the file
-            if json_lines and not text.strip():
-                continue
-            # strict UTF-8 decoding leaves no lone surrogate in plain text; a JSON escape can make one (parse_json)
-            record = parse_json(text, f"input={path}, line {line_number}") if json_lines else {"text": text}
-            fields = record if isinstance(record, dict) else {}
-            tokens = fields.get("tokens")
-            words_ok = isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)
-            if not (words_ok or (tokens is None and isinstance(fields.get("text"), str))):
-                raise ValueError('expected a JSON object with a "text" string or a "tokens" list of strings')
-        except DataError:
-            raise
-        except ValueError as err:  # undecodable bytes and bad JSON are ValueErrors too
-            raise DataError(f"input={path}, line {line_number}: {err}") from None
-        records.append(record)
-    return records
-
-
 def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
     """The file's lines with one more column: the predicted tag of each word (the file's own separator, tab or
     space), the tags lit_ner.evaluate writes; -DOCSTART- and blank lines as they were. The file is read as training
@@ -111,10 +79,10 @@ def tag_conll(predictor: "NerPredictor", path: Path, progress: bool) -> str:
         lines, sep, sentences, documents = conll_lines(path)
     except OSError as err:
         raise DataError(f"input={path}: cannot read the file ({err.strerror})") from None
-    words = [[lines[n].split(sep)[0] for n in numbers] for numbers in sentences]
     tags = {}
-    for numbers, tagged in zip(sentences, predictor.word_tags(words, progress=progress, documents=documents)):
-        tags.update(zip(numbers, tagged.tags))
+    decoded = predictor.word_tags(conll_words(lines, sep, sentences), progress=progress, documents=documents)
+    for numbers, sentence in zip(sentences, decoded):
+        tags.update(zip(numbers, sentence.tags))
     out = [line + (sep or " ") + tags[n] if n in tags else line for n, line in enumerate(lines)]
     return "".join(line + "\n" for line in out)
 

@@ -19,11 +19,10 @@ from lit_ner import files
 from lit_ner.app import build, check_writable
 from lit_ner.calibration import validation_temperature
 from lit_ner.checkpointing import resume_point, saved_step
-from lit_ner.errors import ConfigError
+from lit_ner.distillation import checked_teacher, teacher_tagged
 from lit_ner.export import export_model
 from lit_ner.heads import configure_head
 from lit_ner.hub import check_upload, upload_or_explain
-from lit_ner.models import EXPORTED, inspect_model
 from lit_ner.reports import entity_rows, markdown_table
 from lit_ner.trackers import build_loggers, record_export, remember_runs
 
@@ -43,7 +42,10 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
         check_upload(cfg.hub.repo_id)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = build(cfg.data, _convert_="all")  # plain lists and dicts: checkpoints load with weights_only
+    # distill.unlabelled: its sentences with the teacher's tags, a training file of the run folder the data reads
+    extra_train = [*(cfg.data.extra_train or []), *teacher_tagged(cfg, run_dir, resuming=resume is not None)]
+    # plain lists and dicts: checkpoints load with weights_only
+    datamodule = build(cfg.data, extra_train=extra_train, _convert_="all")
     configured = {name: build(c) for name, c in cfg.get("callbacks", {}).items()}
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -89,33 +91,6 @@ def train(cfg: DictConfig, callbacks: list[Callback] = ()) -> dict[str, Any]:
     if trainer.is_global_zero:
         finish(cfg, trainer, model, datamodule, result)
     return result
-
-
-def checked_teacher(cfg: DictConfig, labels: list[str], head: str) -> dict[str, Any] | None:
-    """The distill settings when distill.teacher is set, once the teacher is known to be a trained token head with
-    the data's labels (a plain encoder would teach random tags)."""
-    distill = cfg.get("distill") or {}
-    if not distill.get("teacher"):
-        return None
-    info = inspect_model(str(distill.teacher), EXPORTED)
-    teacher_head = (info.head or {}).get("name", "token")
-    if head != "token" or info.kind != "export" or teacher_head != "token":
-        what = {"encoder": "an encoder without a trained head", "checkpoint": "a checkpoint (give <run>/model)"}
-        raise ConfigError(
-            f"distill.teacher={distill.teacher}: distillation reads a trained token head's tag probabilities; give "
-            f"an export of head=token (it is {what.get(info.kind, f'an export of head={teacher_head}')}) and train "
-            f"head=token (now head={head})"
-        )
-    if info.labels != labels:
-        raise ConfigError(f"distill.teacher={distill.teacher}: the teacher's labels {info.labels} differ from the "
-                          f"data's {labels}; give a teacher trained on these labels")  # fmt: skip
-    settings = {key: float(distill.get(key, 0.0)) for key in ("temperature", "alpha", "hidden")}
-    for key, rule, ok in (("alpha", "lie in [0, 1]", 0 <= settings["alpha"] <= 1),
-                          ("temperature", "be above 0", settings["temperature"] > 0),
-                          ("hidden", "be 0 or above", settings["hidden"] >= 0)):  # fmt: skip
-        if not ok:
-            raise ConfigError(f"distill.{key}={distill[key]} must {rule}")
-    return {"teacher": info.source, **settings}
 
 
 def replayable(result: dict[str, Any], model: Any) -> list:

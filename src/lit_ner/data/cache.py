@@ -37,11 +37,16 @@ def root_of(hparams: Mapping[str, Any]) -> Path:
 
 
 def folder_for(
-    hparams: Mapping[str, Any], source_keys: Sequence[str], digests: Sequence[tuple[Path, str]] = ()
+    hparams: Mapping[str, Any],
+    source_keys: Sequence[str],
+    digests: Sequence[tuple[Path, str]] = (),
+    extra_train: Sequence[tuple[Path, str]] = (),
 ) -> Path:
     """The folder of the data these DataModule arguments encode, under `root_of`; `digests`: the local files the
-    source reads, each with the hash of its content (`FileHashes`)."""
+    source reads, each with the hash of its content (`FileHashes`); `extra_train`: data.extra_train's, so."""
     keyed = {k: hparams[k] for k in (*source_keys, *ENCODING_KEYS)}
+    if extra_train:  # by name and content, not folder: runs that add the same file (a teacher's tags) share an entry
+        keyed["extra_train"] = [(path.name, digest) for path, digest in extra_train]
     keyed["tokenizer_name_or_path"] = _resolve(hparams["tokenizer_name_or_path"])
     keyed["version"] = lit_ner.__version__
     keyed["layout"] = LAYOUT

@@ -24,7 +24,7 @@ from lit_ner.data.packing import pack_batch, packs_exactly
 from lit_ner.data.reading import Reading, check_max_length
 from lit_ner.data.encode import encode_batch, load_tokenizer, position_limit
 from lit_ner.data.formats import gold_entities
-from lit_ner.data.sources import load_ner_dataset, local_files
+from lit_ner.data.sources import format_options, load_ner_dataset, local_files, with_extra_train
 from lit_ner.data.schemes import (
     SCHEMES, TARGETS, build_labels, check_labels, convert_tags, forbidden_pairs, o_lookalikes, scheme_of, split_tag,
     type_spellings,
@@ -35,11 +35,13 @@ from lit_ner.locations import local_or_hub
 
 log = logging.getLogger(__name__)
 
-SOURCE_KEYS = (
-    "path", "hub_name", "hub_config", "hub_revision", "format", "data_files", "tag_column", "token_prefix",
-    "tokens_field", "tags_field", "label_names", "text_field", "span_policy", "overlap_policy", "pretokenizer",
-    "validation_fraction", "seed",
+# how files are read (lit_ner.data.sources.format_options): the source's, and data.extra_train's
+FORMAT_KEYS = (
+    "format", "tag_column", "token_prefix", "tokens_field", "tags_field", "label_names", "text_field", "span_policy",
+    "overlap_policy", "pretokenizer",
 )  # fmt: skip
+SOURCE_KEYS = ("path", "hub_name", "hub_config", "hub_revision", "data_files", *FORMAT_KEYS, "validation_fraction",
+               "seed")  # fmt: skip
 CONTEXTS = ("sentence", "document")  # data.context: what a sentence is read with
 PARALLEL_ROWS = 50_000  # a split this large is converted and tokenized on every core
 
@@ -284,6 +286,7 @@ class NerDataModule(L.LightningDataModule):
         hub_revision: str | None = None,
         format: str = "auto",
         data_files: dict[str, list[str]] | None = None,
+        extra_train: list[str] | None = None,
         tag_column: int = -1,
         token_prefix: str | None = None,
         tokens_field: str = "tokens",
@@ -333,6 +336,10 @@ class NerDataModule(L.LightningDataModule):
             )
         if context_tokens < 0:
             raise ConfigError(f"data.context_tokens={context_tokens}: sub-tokens of document context a side, 0 or more")
+        for file in extra_train or ():
+            if not Path(file).expanduser().is_file():
+                raise ConfigError(f"data.extra_train: {file} is not a file; list files of training sentences, in "
+                                  "any format data.path reads")  # fmt: skip
         if bucket_batches < 1:
             raise ConfigError(
                 f"data.bucket_batches={bucket_batches}: it must be 1 (random batches) or more (length-sorted buckets "
@@ -353,8 +360,14 @@ class NerDataModule(L.LightningDataModule):
             hp = self.hparams
             read = local_files(Path(hp.path).expanduser(), hp.data_files, hp.format) if hp.path else []
             digests = [(file, self._hashes.digest(file)) for file in read]
-            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, digests)
+            extra = [(file, self._hashes.digest(file)) for file in self.extra_train_files]
+            self._cache_path = cache.folder_for(dict(hp), SOURCE_KEYS, digests, extra)
         return self._cache_path
+
+    @property
+    def extra_train_files(self) -> list[Path]:
+        """data.extra_train: files of sentences that join the train split (read as the source's files are)."""
+        return [Path(file).expanduser() for file in self.hparams.extra_train or ()]
 
     def words_from_source(self, scratch: Path | None = None) -> DatasetDict:
         """The sentences as words and tags (converted to `train_scheme`), read and checked from the source itself
@@ -365,6 +378,9 @@ class NerDataModule(L.LightningDataModule):
             raw = make_book_corpus(hp.synthetic_size, seed=hp.seed, validation_fraction=hp.validation_fraction)
         else:
             raw = load_ner_dataset(**{k: hp[k] for k in SOURCE_KEYS}, scratch=scratch)
+        if self.extra_train_files:
+            opts = format_options(**{k: hp[k] for k in FORMAT_KEYS})
+            raw = with_extra_train(raw, self.extra_train_files, opts, scratch)
         where = "the book corpus" if hp.synthetic else f"data.path={hp.path}" if hp.path else f"hub {hp.hub_name}"
         words, labels, report = prepare_tags(raw, hp.scheme, hp.train_scheme, hp.labels, where, scratch)
         self._meta = {"labels": labels, **report}

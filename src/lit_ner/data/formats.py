@@ -233,12 +233,12 @@ def _read_file(
     keys = [r.get("document", object()) if isinstance(r, dict) else object() for _, r in records]
     tokens, tags = [e[0] for e in examples], [e[1] for e in examples]
     if all(e[2] is None for e in examples):
-        return tokens, tags, _runs(keys), None
+        return tokens, tags, numbered_runs(keys), None
     spans = [entity_spans(t) if e[2] is None else e[2] for t, e in zip(tags, examples)]
-    return tokens, tags, _runs(keys), [_as_records(s) for s in spans]
+    return tokens, tags, numbered_runs(keys), [_as_records(s) for s in spans]
 
 
-def _runs(keys: Sequence[Any]) -> list[int]:
+def numbered_runs(keys: Sequence[Any]) -> list[int]:
     """0, 1, 2, ...: a new number wherever the key differs from the previous one."""
     return list(accumulate(int(i > 0 and key != keys[i - 1]) for i, key in enumerate(keys)))
 
@@ -327,6 +327,11 @@ def conll_lines(file: Path) -> tuple[list[str], str | None, list[list[int]], lis
     lines = list(text_lines(file))
     sentences = list(conll_sentences(file, lines))
     return lines, conll_separator(file), [numbers for numbers, _, _ in sentences], [d for _, _, d in sentences]
+
+
+def conll_words(lines: Sequence[str], sep: str | None, sentences: Sequence[Sequence[int]]) -> list[list[str]]:
+    """Each sentence's words, of `conll_lines`' output: the first column of its lines (any other is not read)."""
+    return [[lines[n].split(sep)[0] for n in numbers] for numbers in sentences]
 
 
 def conll_examples(

@@ -1,6 +1,7 @@
 """Where the splits of an NER dataset come from: the Hugging Face Hub, or local files (a file, a folder whose file
 names say their split, data.data_files globs, a save_to_disk folder); then every source is finished alike (empty
-sentences dropped, a missing validation split carved from train). The result is one shape: a DatasetDict with
+sentences dropped, a missing validation split carved from train), and data.extra_train's files may join its train
+split (`with_extra_train`). The result is one shape: a DatasetDict with
 train/validation(/test) splits of `tokens` and `tags` (tag strings). How each file is parsed is
 `lit_ner.data.formats`."""
 
@@ -58,14 +59,10 @@ def load_ner_dataset(
     Studio and doccano exports become words (`lit_ner.data.annotation.SpanOptions`). With `scratch` (a folder),
     CoNLL files stream into Arrow files there instead of memory (`formats.read_split_files`).
     """
-    if format not in FORMATS:
-        raise ConfigError(f"data.format={format!r} is not one of {', '.join(FORMATS)}")
+    opts = format_options(format, tag_column, token_prefix, tokens_field, tags_field, label_names, text_field,
+                          span_policy, overlap_policy, pretokenizer)  # fmt: skip
     if not 0.0 < validation_fraction < 1.0:
         raise ConfigError(f"data.validation_fraction={validation_fraction} must lie strictly between 0 and 1")
-    names = list(label_names) if label_names is not None else None
-    spans = SpanOptions(text_field, span_policy, overlap_policy, pretokenizer)
-    check_options(spans)
-    opts = FormatOptions(format, tag_column, token_prefix, tokens_field, tags_field, names, spans)
     if path is not None:
         if hub_name:
             logger.info("data.path is set: reading %s instead of the hub dataset %s", path, hub_name)
@@ -75,6 +72,48 @@ def load_ner_dataset(
     else:
         raise ConfigError("no data source: set data.path=<folder or file> or data.hub_name=<owner/dataset>")
     return _finish(splits, validation_fraction, seed)
+
+
+def format_options(
+    format: str = "auto",
+    tag_column: int = -1,
+    token_prefix: str | None = None,
+    tokens_field: str = "tokens",
+    tags_field: str | None = None,
+    label_names: Sequence[str] | None = None,
+    text_field: str | None = None,
+    span_policy: str = "snap",
+    overlap_policy: str = "refuse",
+    pretokenizer: str = "punctuation",
+) -> FormatOptions:
+    """How the source's files are read, from the data.* keys of these names (checked): the source's own files and
+    data.extra_train's."""
+    if format not in FORMATS:
+        raise ConfigError(f"data.format={format!r} is not one of {', '.join(FORMATS)}")
+    names = list(label_names) if label_names is not None else None
+    spans = SpanOptions(text_field, span_policy, overlap_policy, pretokenizer)
+    check_options(spans)
+    return FormatOptions(format, tag_column, token_prefix, tokens_field, tags_field, names, spans)
+
+
+def with_extra_train(
+    splits: DatasetDict, files: Sequence[Path], opts: FormatOptions, scratch: Path | None = None
+) -> DatasetDict:
+    """`splits` with the sentences of `files` (data.extra_train, read as the source's files are) after train's:
+    validation was carved before they came, and validation and test never see them."""
+    where = f"data.extra_train ({', '.join(map(str, files))})"
+    extra = _drop_empty(read_split_files(list(files), opts, scratch and scratch / "extra_train"), where)
+    # their documents follow train's (the whole table's, when validation was carved from it), so that none continues
+    # train's last (data.context=document)
+    documents = splits["train"].data.column("document")
+    first = pc.max(documents).as_py() + 1 if len(documents) else 0
+    extra = extra.remove_columns("document").add_column("document", [first + d for d in extra["document"]])
+    if any("entities" in split.column_names for split in (*splits.values(), extra)):  # as `_finish`: spans kept
+        splits = DatasetDict({name: with_entities(split) for name, split in splits.items()})
+        extra = with_entities(extra)
+    logger.info("train: %d more sentences from %s", len(extra), where)
+    train = datasets.concatenate_datasets([splits["train"], extra.cast(splits["train"].features)])
+    return DatasetDict({**splits, "train": train})
 
 
 # ---- The Hub, and Arrow datasets' splits (Hub or save_to_disk)
