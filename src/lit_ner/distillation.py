@@ -29,13 +29,12 @@ def checked_teacher(cfg: DictConfig, labels: list[str], head: str) -> dict[str, 
     if not distill.get("teacher"):
         return None
     info = teacher_model(cfg, head, labels)
-    return {"teacher": info.source, **{key: float(distill[key]) for key in ("temperature", "alpha", "hidden")}}
+    return {"teacher": info.source, "temperature": float(distill.temperature), "alpha": float(distill.alpha)}
 
 
 def teacher_model(cfg: DictConfig, head: str, labels: list[str] | None) -> ModelInfo:
     """distill.teacher, once it is known to be an export of a trained token head (a plain encoder would teach random
-    tags) for a token head (`head`), with `labels` (None: not known yet), and alpha, temperature and hidden in
-    range."""
+    tags) for a token head (`head`), with `labels` (None: not known yet), and alpha and temperature in range."""
     distill = cfg.distill
     info = inspect_model(str(distill.teacher), EXPORTED)
     teacher_head = (info.head or {}).get("name", "token")
@@ -49,11 +48,9 @@ def teacher_model(cfg: DictConfig, head: str, labels: list[str] | None) -> Model
     if labels is not None and info.labels != labels:
         raise ConfigError(f"distill.teacher={distill.teacher}: the teacher's labels {info.labels} differ from the "
                           f"data's {labels}; give a teacher trained on these labels")  # fmt: skip
-    for key, rule, ok in (("alpha", "lie in [0, 1]", 0 <= distill.alpha <= 1),
-                          ("temperature", "be above 0", distill.temperature > 0),
-                          ("hidden", "be 0 or above", distill.hidden >= 0)):  # fmt: skip
-        if not ok:
-            raise ConfigError(f"distill.{key}={distill[key]} must {rule}")
+    if not 0.0 <= distill.alpha <= 1.0 or distill.temperature <= 0:
+        raise ConfigError(f"distill.alpha={distill.alpha} must lie in [0, 1] and distill.temperature="
+                          f"{distill.temperature} above 0")  # fmt: skip
     return info
 
 

@@ -2,8 +2,7 @@
 freezing and AdamW groups."""
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
@@ -12,7 +11,6 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from torch import nn
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError, RunError
 from lit_ner.heads import build_head
 from lit_ner.metrics import EntityMetric
@@ -57,28 +55,6 @@ def keep_layers(model: PreTrainedModel, n: int) -> None:
     del module_list[:]
     module_list.extend(kept)
     model.config.num_hidden_layers = n
-
-
-@contextmanager
-def tapped(model: PreTrainedModel) -> Iterator[list[torch.Tensor]]:
-    """The output of each of `model`'s transformer layers, in order, during the forward inside the block."""
-    outputs: list[torch.Tensor] = []
-    keep = lambda _, __, output: outputs.append(output[0] if isinstance(output, tuple) else output)  # noqa: E731
-    hooks = [layer.register_forward_hook(keep) for layer in encoder_parts(model)[1]]
-    try:
-        yield outputs
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-def layer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor], batch: Mapping[str, Any]) -> torch.Tensor:
-    """Mean squared distance between each student layer's output and the teacher layer it was taken from
-    (kept_layers), at the positions the loss reads: TinyBERT's hidden-state loss, without its projection (the
-    student keeps the teacher's width)."""
-    read = batch.get("all_labels", batch["labels"]) != IGNORE
-    pairs = zip(student, (teacher[i] for i in kept_layers(len(teacher), len(student))))
-    return torch.stack([nn.functional.mse_loss(s[read].float(), t[read].float()) for s, t in pairs]).mean()
 
 
 def group_name(depth: int, n_layers: int) -> str:
@@ -169,17 +145,13 @@ class NerModule(L.LightningModule):
         return self.head.features(self.model, batch)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        hidden = self.distill.get("hidden", 0.0) if self._teacher else 0.0
-        with tapped(self.model) if hidden else nullcontext([]) as student_layers:
-            features = self(batch)
+        features = self(batch)
         loss = self.head.loss(features, batch)
         if self._teacher:  # alpha of the gold labels' loss, the rest the teacher's (Hinton et al., 2015)
-            with torch.no_grad(), tapped(self._teacher[0]) if hidden else nullcontext([]) as teacher_layers:
+            with torch.no_grad():
                 taught = self.head.features(self._teacher[0], batch)
             alpha, temperature = self.distill["alpha"], self.distill["temperature"]
             loss = alpha * loss + (1 - alpha) * self.head.distill_loss(features, taught, batch, temperature)
-            if hidden:  # plus the layers' outputs (distill.hidden of it)
-                loss = loss + hidden * layer_loss(student_layers, teacher_layers, batch)
         if not torch.isfinite(loss):
             self.diverged(f"the training loss is {loss.item()}")
         sentences = len(batch["sentence"]) if "sentence" in batch else len(batch["input_ids"])  # packed rows hold several
@@ -361,14 +333,6 @@ class NerModule(L.LightningModule):
         if self.distill and not self._teacher:  # the teacher's tag probabilities, on the student's device
             teacher = self.head.load_backbone(self.distill["teacher"], "error")
             self._teacher.append(teacher.to(self.device).eval().requires_grad_(False))
-            mine, its = self.model.config, teacher.config
-            fits = mine.hidden_size == its.hidden_size and mine.num_hidden_layers <= its.num_hidden_layers
-            if self.distill.get("hidden") and not fits:
-                raise ConfigError(
-                    f"distill.hidden={self.distill['hidden']} compares the student's layers with the teacher's: the "
-                    f"student ({mine.num_hidden_layers} layers of width {mine.hidden_size}) needs the teacher's width "
-                    f"({its.hidden_size}) and at most its {its.num_hidden_layers} layers; set distill.hidden=0"
-                )
         groups = self.parameter_groups()
         for logger in self.loggers:
             logger.log_metrics(
