@@ -26,8 +26,8 @@ def layer_list(model: PreTrainedModel) -> nn.ModuleList | None:
     return next((m for m in model.base_model.modules() if isinstance(m, nn.ModuleList) and len(m) == depth), None)
 
 
-def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
-    """The embeddings and the list of transformer layers of any BERT-like encoder."""
+def transformer_layers(model: PreTrainedModel) -> nn.ModuleList:
+    """The encoder's layers (`layer_list`), or an error naming the settings that need them told apart."""
     layers = layer_list(model)
     if layers is None:
         raise ConfigError(
@@ -35,7 +35,12 @@ def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Mod
             "so model.freeze_layers, model.train_last_layers, model.freeze_embeddings, model.layer_lr_decay and "
             "model.num_layers do not apply to it; leave them at their defaults (or use model.head_only=true)"
         )
-    return getattr(model.base_model, "embeddings", None), list(layers)
+    return layers
+
+
+def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Module]]:
+    """The embeddings and the list of transformer layers of any BERT-like encoder."""
+    return getattr(model.base_model, "embeddings", None), list(transformer_layers(model))
 
 
 def kept_layers(depth: int, n: int) -> list[int]:
@@ -47,13 +52,12 @@ def kept_layers(depth: int, n: int) -> list[int]:
 def keep_layers(model: PreTrainedModel, n: int) -> None:
     """Shrink the encoder to `n` of its layers (kept_layers), in place; its config says so, so the export is a
     plain `n`-layer model that every reader opens."""
-    layers = encoder_parts(model)[1]
+    layers = transformer_layers(model)
     if not 1 <= n <= len(layers):
         raise ConfigError(f"model.num_layers={n}: the encoder has {len(layers)} layers; give 1 to {len(layers)}")
     kept = [layers[i] for i in kept_layers(len(layers), n)]
-    module_list = layer_list(model)
-    del module_list[:]
-    module_list.extend(kept)
+    del layers[:]
+    layers.extend(kept)
     model.config.num_hidden_layers = n
 
 
