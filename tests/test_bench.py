@@ -80,3 +80,14 @@ def test_the_distillation_table_sets_each_student_beside_its_teacher() -> None:
     rows = table(teacher, runs, layers=3)
     assert rows[2].startswith("| teacher (all layers) | 1 | 0.9000 |")
     assert rows[3].startswith("| 3-layer student, distilled | 2 | 0.8700 ± 0.0141 | +0.0300 | 55 |")
+
+
+def test_nested_misses_counts_how_often_training_labels_words_inside_a_longer_entity() -> None:
+    from benchmarks.nested_misses import inner_labelled
+
+    words = [["human", "T", "cells", "grow"], ["human", "T", "cells"], ["T", "cells"]]
+    gold = [[("cell_type", 0, 3), ("cell_type", 1, 3)], [("cell_type", 0, 3)], [("cell_type", 0, 2)]]
+    seen, labelled = inner_labelled(words, gold)
+    assert (seen["T cells"], labelled["T cells"]) == (2, 1)  # inside "human T cells" twice, labelled once
+    assert (seen["human"], labelled["human"]) == (2, 0)
+    assert seen["T"] == 4 and seen["cells grow"] == 0  # inside each longer entity (4); "grow" is in none
