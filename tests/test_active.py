@@ -175,8 +175,8 @@ def trained_from(round_dir: Path) -> str:
 
 def test_warm_start_trains_each_round_from_the_previous_rounds_export(straight, tiny_model: Path,
                                                                       tmp_path: Path) -> None:  # fmt: skip
-    run_dir, cache, _ = straight
-    assert trained_from(run_dir / "rounds/1") == str(tiny_model)  # the default: every round from the encoder
-    active.run(*overrides(tmp_path / "run", tiny_model, cache, "active.sizes=[0.1,0.2]", "active.warm_start=true"))
-    assert trained_from(tmp_path / "run/rounds/0") == str(tiny_model)
-    assert trained_from(tmp_path / "run/rounds/1") == str(tmp_path / "run/rounds/0/model")
+    run_dir, cache, _ = straight  # the default: warm start
+    assert trained_from(run_dir / "rounds/0") == str(tiny_model)
+    assert trained_from(run_dir / "rounds/1") == str(run_dir / "rounds/0/model")
+    active.run(*overrides(tmp_path / "run", tiny_model, cache, "active.sizes=[0.1,0.2]", "active.warm_start=false"))
+    assert trained_from(tmp_path / "run/rounds/1") == str(tiny_model)  # cold: every round from the encoder
