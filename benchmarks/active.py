@@ -43,7 +43,7 @@ def simulate(args: argparse.Namespace, work: Path, strategy: str, seed: int) -> 
     folder.parent.mkdir(parents=True, exist_ok=True)
     sizes = "[" + ",".join(map(str, args.sizes)) + "]"
     run([sys.executable, "-m", "lit_ner.active", *common(args, work), f"strategy={strategy}", f"seed={seed}",
-         f"active.sizes={sizes}", f"active.unit={args.unit}", f"active.warm_start={str(args.warm_start).lower()}",
+         f"active.sizes={sizes}", f"active.unit={args.unit}", f"active.warm_start={str(args.start == 'warm').lower()}",
          f"run_dir={folder}"], folder.parent / f"seed_{seed}.log")  # fmt: skip
     with open(folder / "curve.csv", encoding="utf-8") as f:
         return [{k: float(v) if k in ("words", "sentences", "dev_f1", "seconds") else v for k, v in row.items()}
@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", type=float, nargs="+", default=[0.02, 0.04, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3])
     p.add_argument("--unit", default="words", choices=["words", "sentences"])
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--warm-start", action="store_true", help="each round from the previous round's export")
+    p.add_argument("--start", choices=("warm", "cold"), default="warm",
+                   help="warm (lit_ner's default): each round from the previous round's export; cold: from the encoder")
     p.add_argument("--work-dir", default=None, help="default: outputs/active/<time>")
     p.add_argument("overrides", nargs="*", help="more overrides for every run, e.g. model.lr=5e-5")
     return p.parse_args(argv)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
     total = sum(Pool(compose_config("active", common(args, work))).words)  # the training split's words
     settings = (f"data {args.data}; {args.epochs} epochs a round; sizes {args.sizes} of the {args.unit}; "
-                f"{'warm' if args.warm_start else 'cold'} start; seeds "
+                f"{args.start} start; seeds "
                 f"{' '.join(map(str, args.seeds))}; overrides: {' '.join(args.overrides) or '-'}")  # fmt: skip
     report = [settings, "", *table(curves, reference, total)]
     (work / "active.md").write_text("\n".join(report) + "\n", encoding="utf-8")
