@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     predictor = NerPredictor.from_pretrained(args.model)
     head, readings = predictor.opened.head, []
+    if head.name != "span":
+        raise SystemExit(f"--model {args.model}: a {head.name} head's export; this reads a span head's span scores")
     decode = head.decode
     head.decode = lambda reading, *rest: readings.append(reading) or decode(reading, *rest)  # keep the span logits
     seen, labelled = inner_labelled(*read(args.data / "train.jsonl"))
