@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lit_ner.data.formats import FormatOptions, gold_entities, read_split_files
+from lit_ner.data.formats import gold_entities, read_split_files
 from lit_ner.data.schemes import inside
+from lit_ner.data.sources import format_options
 from lit_ner.heads.base import softmax
 from lit_ner.predictor import NerPredictor
 
-OPTIONS = FormatOptions("json", -1, None, "tokens", None, None)
+OPTIONS = format_options("json")  # the data side's defaults for JSON lines
 
 
 def read(path: Path) -> tuple[list[list[str]], list[list[tuple[str, int, int]]]]:
