@@ -10,9 +10,9 @@ import json
 import statistics
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
+from benchmarks.measure import work_folder
 from lit_ner.sweeps import mean_std
 
 
@@ -86,8 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    work = Path(args.work_dir or Path("outputs") / "active" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work_dir, "active")
     reference = [full_data(args, work, seed) for seed in args.seeds]
     curves = {s: {seed: simulate(args, work, s, seed) for seed in args.seeds} for s in args.strategies}
     from lit_ner.active import Pool

