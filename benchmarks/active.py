@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.active", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--data", required=True, help="a folder lit_ner reads (data=local) with train, dev and test files")
-    p.add_argument("--strategies", nargs="+", default=["random", "uncertainty", "diverse"])
+    p.add_argument("--strategies", nargs="+", default=["random", "uncertainty", "mnlp", "diverse"])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--sizes", type=float, nargs="+", default=[0.02, 0.04, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3])
     p.add_argument("--unit", default="words", choices=["words", "sentences"])

@@ -110,7 +110,7 @@ def test_a_run_folder_of_other_settings_is_refused(straight, tiny_model: Path, t
 @pytest.mark.parametrize(
     ("setting", "said"),
     [
-        ("strategy=confident", "strategy=confident: no such strategy; choose one of random|uncertainty|diverse"),
+        ("strategy=confident", "strategy=confident: no such strategy; choose one of random|uncertainty|mnlp|diverse"),
         ("active.sizes=[0.2,0.1]", "active.sizes=[0.2, 0.1]: give increasing fractions"),
         ("active.sizes=[0.5,1.5]", "active.sizes=[0.5, 1.5]: give increasing fractions"),
         ("active.unit=pages", "active.unit=pages: count the budget in words or sentences"),
@@ -163,6 +163,19 @@ def test_predict_sort_diverse_serves_one_of_each_group_of_near_duplicates_first(
     for form in ("format=label-studio", "format=doccano"):
         order = served(model, tmp_path / "tasks.json", tmp_path / "d.out", form, "sort=diverse")
         assert sorted(order) == list(range(12)) and {group[i] for i in order[:3]} == {0, 1, 2}, form
+
+
+def test_predict_sort_mnlp_serves_the_least_sure_per_word_first(straight, tmp_path: Path) -> None:
+    from lit_ner.predictor import NerPredictor
+    from lit_ner.selection import sentence_score
+
+    model = straight[0] / "rounds/2/model"
+    texts = ["John Smith wrote it", "the river in Paris is long and the city is old and grey today",
+             "Mary Walker", "a book of 1940 by Alan Walker in Berlin", "it rained"]  # fmt: skip
+    write_tasks(tmp_path / "tasks.json", texts)
+    decoded = [d for _, d in NerPredictor.from_pretrained(model, device="cpu").texts(texts)]
+    expected = sorted(range(len(texts)), key=lambda n: sentence_score(decoded[n], "mnlp"))
+    assert served(model, tmp_path / "tasks.json", tmp_path / "m.json", "format=label-studio", "sort=mnlp") == expected
 
 
 def trained_from(round_dir: Path) -> str:

@@ -21,7 +21,7 @@ def test_a_word_budget_stops_before_the_sentence_that_would_pass_it() -> None:
     assert pick("uncertainty", 10, words, SCORES) == [3, 1]
     assert within_budget([0, 1, 2], words, 9) == [0, 1]
     assert within_budget([0, 1, 2], words, 4) == []
-    for strategy in ("random", "uncertainty", "diverse"):
+    for strategy in ("random", "uncertainty", "mnlp", "diverse"):
         picked = pick(strategy, 12, words, SCORES, np.eye(6), seed=3)
         assert sum(words[i] for i in picked) <= 12 and len(set(picked)) == len(picked), strategy
 
@@ -71,3 +71,16 @@ def test_a_sentence_is_as_sure_as_its_least_sure_entity_or_word() -> None:
     assert sentence_score(decoded) == 0.6  # the export's task_score of the entities, no confidence given
     words = Decoded(decoded.entities, decoded.tags, word_scores=np.array([0.9, 0.95, 0.35, 0.7]))
     assert sentence_score(words) == pytest.approx(0.35)  # a word nearly read as an entity counts too
+
+
+def test_mnlp_scores_a_sentence_per_word_so_a_word_budget_is_not_spent_on_length() -> None:
+    """uncertainty ties a long sentence with a short one that share their least sure word (and so spends a word
+    budget on the long one first); mnlp, the mean log-probability a word, takes the short one first."""
+    long = Decoded([], ["O"] * 12, word_scores=np.array([0.5] + [0.99] * 11))
+    short = Decoded([], ["O"] * 2, word_scores=np.array([0.5, 0.9]))
+    assert sentence_score(long) == sentence_score(short) == 0.5
+    scores = [sentence_score(long, "mnlp"), sentence_score(short, "mnlp")]
+    assert scores[0] == pytest.approx(np.log([0.5] + [0.99] * 11).mean())
+    assert pick("mnlp", 2, [12.0, 2.0], scores) == [1]  # the short one, within a budget the long one would pass
+    spans = Decoded([EntitySpan("PER", 0, 1, 0.9)], ["B-PER"], least_sure=0.25)  # a span head: no word scores
+    assert sentence_score(spans, "mnlp") == pytest.approx(np.log(0.25))

@@ -1,6 +1,7 @@
-"""`python -m lit_ner.active data=NAME strategy=random|uncertainty|diverse` (or `lit-ner-active`): how much labelling
-a corpus needs, simulated on labelled data. The training split's labels are hidden; each round reveals sentences
-picked by the strategy (lit_ner.selection), trains on them with lit_ner's own training, and records the dev F1."""
+"""`python -m lit_ner.active data=NAME strategy=random|uncertainty|mnlp|diverse` (or `lit-ner-active`): how much
+labelling a corpus needs, simulated on labelled data. The training split's labels are hidden; each round reveals
+sentences picked by the strategy (lit_ner.selection), trains on them with lit_ner's own training, and records the dev
+F1."""
 
 import csv
 import hashlib
@@ -110,14 +111,14 @@ def round_config(cfg: DictConfig, k: int, pool: Pool, labelled: list[int]) -> Di
     return round_cfg
 
 
-def scores_of(export: str, pool: Pool, unlabelled: list[int]) -> list[float]:
-    """How sure the round's model is of each unlabelled sentence, read as predict reads it."""
+def scores_of(export: str, pool: Pool, unlabelled: list[int], strategy: str) -> list[float]:
+    """How sure the round's model is of each unlabelled sentence by the strategy's score, read as predict reads it."""
     from lit_ner.predictor import NerPredictor
 
     predictor = NerPredictor.from_pretrained(export)
     sentences = [pool.train[i]["tokens"] for i in unlabelled]
     documents = [pool.train[i]["document"] for i in unlabelled]
-    return [sentence_score(decoded) for decoded in predictor.word_tags(sentences, documents=documents)]
+    return [sentence_score(decoded, strategy) for decoded in predictor.word_tags(sentences, documents=documents)]
 
 
 def pool_embeddings(cfg: DictConfig, pool: Pool) -> np.ndarray:
@@ -144,7 +145,7 @@ def next_picks(cfg: DictConfig, k: int, pool: Pool, labelled: list[int], export:
     taken = set(labelled)
     unlabelled = [i for i in range(len(pool.train)) if i not in taken]
     left = budget - sum(costs[i] for i in labelled)
-    scores = None if cfg.strategy == "random" else scores_of(export, pool, unlabelled)
+    scores = None if cfg.strategy == "random" else scores_of(export, pool, unlabelled, cfg.strategy)
     vectors = None if embeddings is None else embeddings[unlabelled]
     local = pick(cfg.strategy, left, [costs[i] for i in unlabelled], scores, vectors, seed=cfg.active.seed + k + 1)
     return [unlabelled[j] for j in local]

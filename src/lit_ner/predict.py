@@ -19,7 +19,8 @@ USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=first|average|max] [batch_size=64] [device=cpu|cuda] [max_length=N] [window_context=N] "
     "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll|label-studio|doccano] "
-    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty|random|diverse] [text_field=text] [from_name=label] [to_name=text]"
+    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty|mnlp|random|diverse] [text_field=text] [from_name=label] "
+    "[to_name=text]"
 )
 ABOUT = """Tag texts or files with a trained model (an export: <run>/model), read as lit_ner.evaluate scores it: JSON
 lines of entities with character offsets and scores, a CoNLL file with a column of predicted tags, or Label Studio /
@@ -44,13 +45,14 @@ OPTIONS = {
     "compile": "torch.compile with frozen weights: the same entities, faster on large inputs",
     "format": "conll: CoNLL out; label-studio, doccano: tasks in, pre-annotations out (else by suffix)",
     "min_score": "drop entities scoring below, one value or per type (else the export's thresholds)",
-    "sort": "label-studio or doccano tasks: uncertainty (least sure first), random, or diverse (least sure, spread)",
+    "sort": "label-studio or doccano tasks: uncertainty (least sure first), mnlp (least sure per word), random, "
+            "or diverse (least sure, spread)",
     "text_field": "the tasks' text field (default: their one string field, else text)",
     "from_name": "the Label Studio Labels control",
     "to_name": "the Label Studio Text object",
 }
 TASK_FORMATS = ("label-studio", "doccano")  # annotation-tool tasks in, pre-annotations out
-SORTS = ("uncertainty", "random", "diverse")  # lit_ner.selection's strategies
+SORTS = ("uncertainty", "mnlp", "random", "diverse")  # lit_ner.selection's strategies
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -92,6 +94,7 @@ def pre_annotations(predictor: NerPredictor, tasks: list[Any], args: dict[str, s
     `model_version` the export's run and date, its `score` the model's confidence: lower is more worth labelling),
     or doccano JSON lines; with sort= in the order the strategy serves them (lit_ner.selection)."""
     from lit_ner.data.preannotations import doccano_records, label_studio_predictions, task_score
+    from lit_ner.selection import sentence_score
 
     read = predictor.texts([task.text for task in tasks], progress=True)
     found = [entities for entities, _ in read]
@@ -102,8 +105,11 @@ def pre_annotations(predictor: NerPredictor, tasks: list[Any], args: dict[str, s
         names = args.get("from_name", "label"), args.get("to_name", "text")
         records = label_studio_predictions(tasks, found, model_name(args["model"]), confidences, *names)
     if args.get("sort"):
-        records = [records[i] for i in task_order(predictor, tasks, [task_score(*r) for r in zip(found, confidences)],
-                                                  args["sort"])]  # fmt: skip
+        if args["sort"] == "mnlp":
+            scores = [sentence_score(decoded, "mnlp") for _, decoded in read]
+        else:  # the tasks' own `score`, of the entities written (min_score applied)
+            scores = [task_score(*r) for r in zip(found, confidences)]
+        records = [records[i] for i in task_order(predictor, tasks, scores, args["sort"])]
     if args["format"] == "doccano":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return json.dumps(records, ensure_ascii=False, indent=1)

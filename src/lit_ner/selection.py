@@ -1,6 +1,6 @@
-"""Which sentences to label next: the active-learning strategies (random, uncertainty, diverse) as pure functions over
-per-sentence scores, costs and embeddings, shared by the simulation (`lit_ner.active`) and by predict's `sort=`; and
-the sentence embeddings the diverse strategy spreads its picks over."""
+"""Which sentences to label next: the active-learning strategies (random, uncertainty, mnlp, diverse) as pure
+functions over per-sentence scores, costs and embeddings, shared by the simulation (`lit_ner.active`) and by predict's
+`sort=`; and the sentence embeddings the diverse strategy spreads its picks over."""
 
 import math
 from collections.abc import Iterator, Sequence
@@ -13,16 +13,26 @@ from lit_ner.data.preannotations import task_score
 if TYPE_CHECKING:  # a type only: choosing sentences needs no model
     from lit_ner.heads import Decoded
 
-STRATEGIES = ("random", "uncertainty", "diverse")
+STRATEGIES = ("random", "uncertainty", "mnlp", "diverse")
+# the strategies that take the least sure first, each by its own sentence score (`sentence_score`)
+BY_SCORE = ("uncertainty", "mnlp")
 # diverse: the candidates are this many times the picks, so each cluster has a few uncertain sentences to choose from,
 # but none so certain that spreading would trade away the uncertainty that makes a pick worth labelling
 SPREAD = 4
 
 
-def sentence_score(decoded: "Decoded") -> float:
-    """How sure the model is of a sentence, as the Label Studio export scores a task (`task_score`): lower is more
-    worth labelling."""
-    return task_score([entity._asdict() for entity in decoded.entities], decoded.confidence)
+def sentence_score(decoded: "Decoded", strategy: str = "uncertainty") -> float:
+    """How sure the model is of a sentence: lower is more worth labelling. uncertainty and diverse: as the Label Studio
+    export scores a task (`task_score`), its least sure decision, which falls as a sentence grows, so a word budget
+    buys fewer, longer sentences. mnlp: the mean over words of log p(the word's tag) (Shen et al. 2018's maximum
+    normalized log-probability), which does not fall with length; a head without word scores (span) gives the log
+    of its least sure decision."""
+    if strategy != "mnlp":
+        return task_score([entity._asdict() for entity in decoded.entities], decoded.confidence)
+    if decoded.word_scores is not None and len(decoded.word_scores):
+        return float(np.log(np.clip(np.asarray(decoded.word_scores, dtype=float), 1e-12, 1.0)).mean())
+    confidence = decoded.confidence
+    return math.log(max(confidence, 1e-12)) if confidence is not None else 0.0
 
 
 def within_budget(order: Sequence[int], costs: Sequence[float], budget: float) -> list[int]:
@@ -104,13 +114,14 @@ def pick(
     seed: int = 0,
 ) -> list[int]:
     """The indices of the candidates (`costs` one a candidate: 1 a sentence, or its words) to label next, in pick
-    order, up to `budget` (`within_budget`). uncertainty and diverse need `scores`; diverse also `embeddings`."""
+    order, up to `budget` (`within_budget`). uncertainty, mnlp and diverse need `scores` (`sentence_score` of the
+    strategy); diverse also `embeddings`."""
     if strategy == "random":
         return within_budget(random_order(len(costs), seed), costs, budget)
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
     by_uncertainty = uncertainty_order(scores)
-    if strategy == "uncertainty":
+    if strategy in BY_SCORE:
         return within_budget(by_uncertainty, costs, budget)
     # as many clusters as uncertainty would pick within the budget: one pick a cluster
     batch = max(1, len(within_budget(by_uncertainty, costs, budget)))
@@ -129,7 +140,7 @@ def task_order(strategy: str, scores: Sequence[float], embeddings: np.ndarray | 
     from several times its size)."""
     if strategy == "random":
         return random_order(len(scores), seed)
-    if strategy == "uncertainty":
+    if strategy in BY_SCORE:
         return uncertainty_order(scores)
     return diverse_order(scores, embeddings, max(1, min(batch, len(scores) // SPREAD)), seed)
 
