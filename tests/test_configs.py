@@ -51,3 +51,16 @@ def test_every_data_argument_is_overridden_without_a_plus() -> None:
     data = compose_config("train", ["experiment=conll2003", "data.max_tokens=4000", "data.pad_to_multiple_of=8"]).data
     assert data.max_tokens == 4000 and data.pad_to_multiple_of == 8
     assert data.hub_name == "eriktks/conll2003" and data.labels[0] == "O"  # the data config's own keys stay
+
+
+def test_a_run_without_an_experiment_still_gets_a_run_folder(tmp_path) -> None:
+    """`~experiment` (data and model chosen without a recipe) names its run folder outputs/no_experiment/<time>
+    instead of failing on the experiment choice it removed (the run and the sweep folders both)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "lit_ner.train", "~experiment", "data=local", "data.path=x", "--cfg", "hydra",
+               "--resolve"]  # fmt: skip
+    shown = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "dir: outputs/no_experiment/" in shown.stdout
