@@ -106,6 +106,28 @@ def test_a_tagger_decodes_the_gold_tags_back(data: st.DataObject, labels: list[s
     assert decoded.tags == tags and [e[:3] for e in decoded.entities] == gold
 
 
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), head=st.sampled_from(["token", "crf", "span", "span-nested"]),
+       temperature=st.sampled_from([0.25, 0.5, 0.76, 1.5, 4.0]))  # fmt: skip
+def test_calibration_changes_the_scores_never_the_entities(seed: int, head: str, temperature: float) -> None:
+    """An export's temperature rescales its scores; the entities it finds are the model's own (those the training
+    metric counted when the checkpoint was chosen), whatever temperature calibration fitted."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 10))
+    if head.startswith("span"):
+        built = build_head({"name": "span", "max_width": 3, "nested": head == "span-nested"}, IOB2)
+        starts, ends = spans_of(n, 3)
+        reading = built.new_reading(n)
+        reading["spans"] = [(int(s), int(e), row) for s, e, row in
+                            zip(starts, ends, rng.normal(0, 2, (len(starts), len(TYPES) + 1)).astype(np.float32))]  # fmt: skip
+    else:
+        built, reading = build_head({"name": head}, IOB2), rng.normal(0, 2, (n, len(IOB2))).astype(np.float32)
+    own, scaled = (built.decode(reading, t, "first") for t in (1.0, temperature))
+    assert [e[:3] for e in scaled.entities] == [e[:3] for e in own.entities] and scaled.tags == own.tags
+    if own.entities:
+        assert [e.score for e in scaled.entities] != pytest.approx([e.score for e in own.entities])
+
+
 @settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), labels=st.sampled_from([IOB2, IOBES]), n=st.integers(1, 15))
 def test_the_crf_never_emits_a_transition_its_scheme_forbids(seed: int, labels: list[str], n: int) -> None:

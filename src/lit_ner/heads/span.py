@@ -195,11 +195,15 @@ class SpanHead(Head):
     ) -> list[tuple[int, int, int, float, int]]:
         """The spans kept as entities, as (class, start, end, score, index into the spans): those whose best class
         is a type, the most probable first; with `nested`, each that crosses no span kept before it (inside or
-        around one is fine), else each that overlaps none."""
-        probabilities = softmax(logits.astype(np.float64) / temperature)
-        best = probabilities.argmax(-1)
+        around one is fine), else each that overlaps none. Which spans are kept is decided at the model's own scale
+        (temperature 1), so calibration changes their scores, never which entities a model finds: a temperature
+        reorders spans whose probabilities are spread over different numbers of classes."""
+        logits = logits.astype(np.float64)
+        own = softmax(logits)
+        best = own.argmax(-1)
         found = np.flatnonzero(best > 0)
-        order = found[np.argsort(-probabilities[found, best[found]], kind="stable")]
+        order = found[np.argsort(-own[found, best[found]], kind="stable")]
+        probabilities = own if temperature == 1.0 else softmax(logits / temperature)
         kept: list[tuple[int, int, int, float, int]] = []
         for k in order.tolist():
             s, e = int(starts[k]), int(ends[k])
