@@ -205,6 +205,33 @@ def test_a_span_heads_targets_are_the_encoded_gold_spans(datamodule: NerDataModu
             assert found == {(s, e, c) for s, e, c in gold}
 
 
+def test_a_span_head_drawing_negatives_keeps_every_entity_and_so_many_no_entity_spans_a_word(
+    datamodule: NerDataModule,
+) -> None:  # fmt: skip
+    """model.head.negatives: in training each sentence keeps its gold spans and ceil(negatives x words) no-entity
+    spans, drawn anew each step; validation (eval mode) reads every span."""
+    torch.manual_seed(0)
+    head = build_head({"name": "span", "max_width": 4, "nested": False, "negatives": 0.5}, datamodule.labels)
+    head.attach(type("Config", (), {"hidden_size": 4})())
+    batch = next(iter(datamodule.train_dataloader()))
+    _, target, sequences = head._batch_spans(torch.zeros((*batch["input_ids"].shape, 4)), batch)
+    draws = [head._sampled(target, sequences) for _ in range(2)]
+    for row, first, starts, ends, gold in sequences:
+        before, after = (t[row, first : first + len(starts)] for t in (target, draws[0]))
+        assert torch.equal(after[before > 0], before[before > 0])  # every entity kept
+        assert int((after == 0).sum()) == min(int((before == 0).sum()), -(-int(ends.max()) // 2))
+    assert not torch.equal(draws[0], draws[1])
+    head.train()
+    calls = []
+    head._sampled = lambda t, s: calls.append(1) or t
+    head.loss(torch.zeros((*batch["input_ids"].shape, 4)), batch)
+    head.eval()
+    head.loss(torch.zeros((*batch["input_ids"].shape, 4)), batch)
+    assert calls == [1]
+    with pytest.raises(ConfigError, match="model.head.negatives=0"):
+        build_head({"name": "span", "negatives": 0}, IOB2)
+
+
 def test_the_widest_span_comes_from_the_data_and_a_narrower_one_names_what_it_misses(caplog) -> None:
     train = [(["a", "b", "c", "d"], [("PER", 0, 3), ("LOC", 1, 2)]), (["e"], [])]
     assert configure_head({"name": "span"}, lambda: train) | {} == {"name": "span", "max_width": 3, "nested": True}
