@@ -118,8 +118,8 @@ def test_calibration_changes_the_scores_never_the_entities(seed: int, head: str,
         built = build_head({"name": "span", "max_width": 3, "nested": head == "span-nested"}, IOB2)
         starts, ends = spans_of(n, 3)
         reading = built.new_reading(n)
-        reading["spans"] = [(int(s), int(e), row) for s, e, row in
-                            zip(starts, ends, rng.normal(0, 2, (len(starts), len(TYPES) + 1)).astype(np.float32))]  # fmt: skip
+        logits = rng.normal(0, 2, (len(starts), len(TYPES) + 1)).astype(np.float32)
+        reading["spans"] = [(int(s), int(e), row) for s, e, row in zip(starts, ends, logits)]
     else:
         built, reading = build_head({"name": head}, IOB2), rng.normal(0, 2, (n, len(IOB2))).astype(np.float32)
     own, scaled = (built.decode(reading, t, "first") for t in (1.0, temperature))

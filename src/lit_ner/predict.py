@@ -14,12 +14,13 @@ from lit_ner.errors import ConfigError, DataError, key_values, reported, true_or
 from lit_ner.inference import parse_thresholds
 from lit_ner.models import model_name
 from lit_ner.predictor import NerPredictor  # also imported from here: lit_ner.predict.NerPredictor
+from lit_ner.selection import STRATEGIES
 
 USAGE = (
     'usage: python -m lit_ner.predict model=<folder> (text="..." | input=<file>) [output=<file>] '
     "[aggregation=first|average|max] [batch_size=64] [device=cpu|cuda] [max_length=N] [window_context=N] "
     "[backend=torch|onnx] [quantize=int8] [compile=true|false] [format=conll|label-studio|doccano] "
-    "[min_score=0.5|PER:0.6,LOC:0.4] [sort=uncertainty|mnlp|random|diverse] [text_field=text] [from_name=label] "
+    f"[min_score=0.5|PER:0.6,LOC:0.4] [sort={'|'.join(STRATEGIES)}] [text_field=text] [from_name=label] "
     "[to_name=text]"
 )
 ABOUT = """Tag texts or files with a trained model (an export: <run>/model), read as lit_ner.evaluate scores it: JSON
@@ -52,7 +53,6 @@ OPTIONS = {
     "to_name": "the Label Studio Text object",
 }
 TASK_FORMATS = ("label-studio", "doccano")  # annotation-tool tasks in, pre-annotations out
-SORTS = ("uncertainty", "mnlp", "random", "diverse")  # lit_ner.selection's strategies
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -153,8 +153,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise ConfigError(f"format={args['format']}: conll, label-studio or doccano (others go by the suffix)")
         if args.get("format") in TASK_FORMATS and "input" not in args:
             raise ConfigError(f"format={args['format']} reads tasks from a file: give input=<tasks.json>")
-        if "sort" in args and (args["sort"] not in SORTS or args.get("format") not in TASK_FORMATS):
-            raise ConfigError(f"sort={args['sort']}: sort={'|'.join(SORTS)} orders format=label-studio or doccano tasks")
+        if "sort" in args and (args["sort"] not in STRATEGIES or args.get("format") not in TASK_FORMATS):
+            sorts = "|".join(STRATEGIES)
+            raise ConfigError(f"sort={args['sort']}: sort={sorts} orders format=label-studio or doccano tasks")
         conll = "input" in args and (args.get("format") == "conll" or Path(args["input"]).suffix == ".conll")
         annotating = args.get("format") in TASK_FORMATS
         # the input is read before the model is: bad input stops before any work
