@@ -224,7 +224,7 @@ class SpanHead(Head):
         best = own.argmax(-1)
         found = np.flatnonzero(best > 0)
         order = found[np.argsort(-own[found, best[found]], kind="stable")]
-        probabilities = own if temperature == 1.0 else softmax(logits / temperature)
+        probabilities = softmax(logits / temperature)
         kept: list[tuple[int, int, int, float, int]] = []
         for k in order.tolist():
             s, e = int(starts[k]), int(ends[k])
