@@ -19,12 +19,15 @@ from lit_ner.train import train
 from test_one_path import corpus
 
 
-def test_a_student_keeps_evenly_spaced_layers_ending_with_the_last() -> None:
-    assert kept_layers(6, 3) == [1, 3, 5]  # every second layer, as DistilBERT's student
-    assert kept_layers(12, 6) == [1, 3, 5, 7, 9, 11]
-    assert kept_layers(6, 6) == list(range(6))
-    assert kept_layers(6, 2) == [2, 5]
-    assert kept_layers(2, 1) == [1]
+def test_a_student_keeps_the_first_layers_or_evenly_spaced_ones_ending_with_the_last() -> None:
+    assert kept_layers(6, 3) == [0, 1, 2]  # the top layers dropped
+    assert kept_layers(6, 3, "spread") == [1, 3, 5]  # every second layer, as DistilBERT's student
+    assert kept_layers(12, 6, "spread") == [1, 3, 5, 7, 9, 11]
+    assert kept_layers(6, 6, "spread") == kept_layers(6, 6) == list(range(6))
+    assert kept_layers(6, 2, "spread") == [2, 5]
+    assert kept_layers(2, 1, "spread") == [1]
+    with pytest.raises(ConfigError, match="model.layer_choice=top: give one of first, spread"):
+        kept_layers(6, 3, "top")
 
 
 def test_the_distillation_loss_is_the_kl_to_the_teacher_at_the_scored_positions() -> None:

@@ -43,19 +43,27 @@ def encoder_parts(model: PreTrainedModel) -> tuple[nn.Module | None, list[nn.Mod
     return getattr(model.base_model, "embeddings", None), list(transformer_layers(model))
 
 
-def kept_layers(depth: int, n: int) -> list[int]:
-    """Which of `depth` layers a model of `n` keeps: evenly spaced, ending with the last (6 -> 3: the 2nd, 4th and
-    6th), as DistilBERT's student started from every second layer of its teacher."""
+LAYER_CHOICES = ("first", "spread")
+
+
+def kept_layers(depth: int, n: int, choice: str = "first") -> list[int]:
+    """Which of `depth` layers a model of `n` keeps: the first `n` (the top layers dropped, which lost least of the
+    ways to shorten a trained encoder in Sajjad et al., 2023, and on CoNLL-2003: docs/quality.md), or `spread`:
+    evenly spaced, ending with the last (6 -> 3: the 2nd, 4th and 6th), as DistilBERT's student started."""
+    if choice not in LAYER_CHOICES:
+        raise ConfigError(f"model.layer_choice={choice}: give one of {', '.join(LAYER_CHOICES)}")
+    if choice == "first":
+        return list(range(n))
     return [round((i + 1) * depth / n) - 1 for i in range(n)]
 
 
-def keep_layers(model: PreTrainedModel, n: int) -> None:
+def keep_layers(model: PreTrainedModel, n: int, choice: str = "first") -> None:
     """Shrink the encoder to `n` of its layers (kept_layers), in place; its config says so, so the export is a
     plain `n`-layer model that every reader opens."""
     layers = transformer_layers(model)
     if not 1 <= n <= len(layers):
         raise ConfigError(f"model.num_layers={n}: the encoder has {len(layers)} layers; give 1 to {len(layers)}")
-    kept = [layers[i] for i in kept_layers(len(layers), n)]
+    kept = [layers[i] for i in kept_layers(len(layers), n, choice)]
     del layers[:]
     layers.extend(kept)
     model.config.num_hidden_layers = n
@@ -117,6 +125,7 @@ class NerModule(L.LightningModule):
         score_in_float32: bool = True,
         head: dict[str, Any] | None = None,
         num_layers: int | None = None,
+        layer_choice: str = "first",
         distill: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -127,7 +136,7 @@ class NerModule(L.LightningModule):
         # without this, dropout would be off for the whole training
         self.model = self.head.load_backbone(model_name_or_path, label_mismatch).train()
         if num_layers is not None:  # a smaller student from a trained model's layers (distill.teacher teaches it)
-            keep_layers(self.model, num_layers)
+            keep_layers(self.model, num_layers, layer_choice)
         # distill: {"teacher": an export, "temperature", "alpha"}; the teacher is read at fit start and kept out of
         # the module's state: checkpoints and the export hold the student alone
         self.distill = dict(distill) if distill and distill.get("teacher") else None
