@@ -14,7 +14,7 @@ from transformers import AutoConfig, pipeline
 from lit_ner.data.align import IGNORE
 from lit_ner.errors import ConfigError, DataError
 from lit_ner.heads.token import TokenHead
-from lit_ner.module import kept_layers
+from lit_ner.module import NerModule, kept_layers
 from lit_ner.train import train
 from test_one_path import corpus
 
@@ -84,6 +84,16 @@ def test_a_student_of_one_layer_exports_as_a_plain_one_layer_model(
     found = tagger("john smith was in london")  # transformers reads it as any token classifier
     assert {e["entity_group"] for e in found} == {"PER", "LOC"}, found
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["scores"]["test/f1"] > 0.5
+
+
+@pytest.mark.parametrize(("choice", "layer"), [("first", 0), ("spread", 1)])
+def test_a_student_starts_from_the_teacher_layer_it_keeps(teacher: Path, choice: str, layer: int) -> None:
+    weights = load_file(teacher / "model.safetensors")
+    labels = AutoConfig.from_pretrained(teacher).id2label.values()
+    student = NerModule(str(teacher), list(labels), num_layers=1, layer_choice=choice).model.state_dict()
+    kept = {k: v for k, v in weights.items() if f".layer.{layer}." in k}
+    assert kept and all(torch.equal(student[k.replace(f".layer.{layer}.", ".layer.0.")], v) for k, v in kept.items())
+    assert not any(".layer.1." in k for k in student)
 
 
 @pytest.mark.parametrize(
