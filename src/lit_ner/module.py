@@ -48,7 +48,7 @@ LAYER_CHOICES = ("first", "spread")
 
 def kept_layers(depth: int, n: int, choice: str = "first") -> list[int]:
     """Which of `depth` layers a model of `n` keeps: the first `n` (the top layers dropped, which lost least of the
-    ways to shorten a trained encoder in Sajjad et al., 2023, and on CoNLL-2003: docs/quality.md), or `spread`:
+    ways to shorten a pretrained encoder in Sajjad et al., 2023, and on CoNLL-2003: docs/quality.md), or `spread`:
     evenly spaced, ending with the last (6 -> 3: the 2nd, 4th and 6th), as DistilBERT's student started."""
     if choice not in LAYER_CHOICES:
         raise ConfigError(f"model.layer_choice={choice}: give one of {', '.join(LAYER_CHOICES)}")
